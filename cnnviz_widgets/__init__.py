@@ -31,7 +31,18 @@ _LAZY: dict[str, str] = {
     "ActivationExplorer": "activation_explorer",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ActivationCache",
+    "ActivationExplorer",
+    "ModelAdapter",
+    "activations",
+    "imagenet_labels",
+    "layer_paths",
+    "load_default_model",
+    "load_image",
+    "sample_image",
+    "sample_image_names",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation_cache import ActivationCache

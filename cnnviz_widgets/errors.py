@@ -27,7 +27,7 @@ class ModelError(CnnVizError, TypeError):
 
 
 class ImageConversionWarning(UserWarning):
-    """The image was converted to fit the model (grayscale to RGB, RGB to grayscale, alpha dropped)."""
+    """The image was converted to fit the model (gray to RGB, RGB to gray, alpha dropped)."""
 
 
 def close_matches(name: str, choices: Iterable[str], limit: int = 5) -> list[str]:
@@ -39,7 +39,9 @@ def close_matches(name: str, choices: Iterable[str], limit: int = 5) -> list[str
     choices = list(choices)
     by_tail = {c.rsplit("/", 1)[-1]: c for c in choices}
     found = difflib.get_close_matches(name, choices, n=limit, cutoff=0.5)
-    for tail in difflib.get_close_matches(name.rsplit("/", 1)[-1], list(by_tail), n=limit, cutoff=0.5):
+    for tail in difflib.get_close_matches(
+        name.rsplit("/", 1)[-1], list(by_tail), n=limit, cutoff=0.5
+    ):
         if by_tail[tail] not in found:
             found.append(by_tail[tail])
     found += [c for c in choices if name and name in c and c not in found]

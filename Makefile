@@ -1,0 +1,42 @@
+# One entry point for people and CI. `make lab` and `make test` each set up everything they need
+# on a fresh machine (Debian packages, a virtualenv with the package and its extras) first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup system lab test test-fast bench lint
+
+setup: $(VENV)/.installed
+
+# The virtualenv is (re)made when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+# Headless Chromium for the real-browser tests (Playwright drives Debian's build; it cannot
+# download its own browser here).
+system:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium fonts-dejavu-core; }
+
+# Open the quick-start notebook on the offline default model in JupyterLab.
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/00_quickstart.ipynb
+
+# The whole test suite (tiny models, the real default model, notebooks, the browser).
+test: setup system
+	$(PY) -m pytest
+
+# Everything but the real default model and the browser: seconds.
+test-fast: setup
+	$(PY) -m pytest -m "not default_model and not browser"
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check cnnviz_widgets tests bench

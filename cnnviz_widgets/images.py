@@ -1,0 +1,422 @@
+"""Images in, images out: sample photos, input validation, fingerprints, resizing, channels.
+
+:func:`load_image` is the one place where user input becomes an image array; everything else in
+the package receives its output: ``float32``, shape ``(H, W, C)`` with ``C`` 1 or 3, values on a
+0-255 scale, C-contiguous, and never sharing memory with what the user passed in.
+
+Only numpy and Pillow are imported here; scikit-image and scikit-learn (which hold the sample
+photos) are imported when a sample is first requested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageConversionWarning, ImageError, close_matches
+
+__all__ = [
+    "image_key",
+    "load_image",
+    "resize_image",
+    "sample_image",
+    "sample_image_names",
+    "to_channels",
+]
+
+# ITU-R BT.601 luma weights, the ones PIL's convert("L") uses too.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+_ACCEPTED = (
+    "a numpy array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), a file path "
+    "(str or pathlib.Path) or a PIL.Image.Image"
+)
+
+
+def _skimage_photo(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        return getattr(skimage.data, name)()
+
+    return load
+
+
+def _sklearn_photo(filename: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(filename)
+
+    return load
+
+
+# Only photos whose files ship inside the installed wheels: most other skimage.data images are
+# downloaded on first use, which fails offline.
+_SAMPLES: dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": _skimage_photo("astronaut"),
+    "chelsea": _skimage_photo("chelsea"),
+    "china": _sklearn_photo("china.jpg"),
+    "coffee": _skimage_photo("coffee"),
+    "flower": _sklearn_photo("flower.jpg"),
+    "rocket": _skimage_photo("rocket"),
+}
+
+
+def sample_image_names() -> list[str]:
+    """Return the names accepted by :func:`sample_image`.
+
+    Returns
+    -------
+    list of str
+        ``["astronaut", "chelsea", "china", "coffee", "flower", "rocket"]``: real RGB photos
+        bundled inside the scikit-image and scikit-learn wheels, so they load offline.
+    """
+    return list(_SAMPLES)
+
+
+def sample_image(name: str) -> np.ndarray:
+    """Return one of the bundled sample photos.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`sample_image_names`: ``"astronaut"``, ``"chelsea"`` (a cat), ``"china"``
+        (a temple), ``"coffee"`` (a cup of espresso), ``"flower"`` or ``"rocket"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new, writable ``uint8`` array of shape ``(H, W, 3)``; changing it changes no later call.
+
+    Raises
+    ------
+    ImageError
+        If ``name`` is not a sample name (the message lists the names and close matches).
+    """
+    loader = _SAMPLES.get(name) if isinstance(name, str) else None
+    if loader is None:
+        hint = ""
+        if isinstance(name, str):
+            matches = close_matches(name.lower(), _SAMPLES)
+            if matches:
+                hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?"
+        raise ImageError(
+            f"Unknown sample image {name!r}.{hint} Available: {', '.join(_SAMPLES)}. "
+            "For your own picture use load_image(path)."
+        )
+    return np.array(loader(), dtype=np.uint8, order="C", copy=True)
+
+
+def _warn(message: str) -> None:
+    # stacklevel 3: point at the caller of the public function, not at this helper.
+    warnings.warn(message, ImageConversionWarning, stacklevel=3)
+
+
+def _from_pil(picture: Image.Image) -> np.ndarray:
+    """Turn a PIL image of any mode into an (H, W), (H, W, 3) or (H, W, 4) numpy array.
+
+    Gray + alpha comes back as (H, W, 2) so that :func:`load_image` can drop the alpha channel
+    (and warn) in one place for both gray and colour images.
+    """
+    mode = picture.mode
+    if mode in ("1", "L", "LA", "F") or mode.startswith("I"):
+        # Gray stays gray: 1-bit and 8-bit become uint8, 16-bit ("I;16") uint16, "I" int32 and
+        # "F" float32, which load_image then scales by dtype.
+        return np.asarray(picture.convert("L") if mode == "1" else picture)
+    if mode == "La":  # premultiplied alpha: undo it as Pillow does, then treat as LA
+        return np.asarray(picture.convert("LA"))
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in picture.info)
+    try:
+        return np.asarray(picture.convert("RGBA" if has_alpha else "RGB"))
+    except (ValueError, OSError) as exc:
+        raise ImageError(
+            f"Cannot convert a PIL image of mode {mode!r} to RGB ({exc}). Convert it yourself "
+            "first, e.g. image.convert('RGB')."
+        ) from exc
+
+
+def _open(path: str | os.PathLike[str]) -> np.ndarray:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        hint = ""
+        if isinstance(path, str) and path in _SAMPLES:
+            hint = f" For the bundled photo use sample_image({path!r})."
+        elif file.is_dir():
+            hint = " It is a folder; pass the path of one image file."
+        where = "" if file.is_absolute() else f" (relative to the working directory '{Path.cwd()}')"
+        raise ImageError(f"No image file at '{file}'{where}.{hint}")
+    try:
+        with Image.open(file) as picture:
+            # Phone photos store their rotation in EXIF; apply it so the model sees them upright.
+            upright = ImageOps.exif_transpose(picture)
+            upright.load()
+            return _from_pil(upright)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(
+            f"Could not read '{file}' as an image ({type(exc).__name__}: {exc}). Pass a PNG, "
+            "JPEG or other file that Pillow can open."
+        ) from exc
+
+
+def _shape_error(shape: tuple[int, ...]) -> ImageError:
+    if len(shape) == 4:
+        hint = " Pass one image at a time."
+    elif len(shape) < 2:
+        hint = " Reshape a flattened image to (H, W) or (H, W, 3) first."
+    else:
+        hint = ""
+    return ImageError(
+        "Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of shape "
+        f"{shape}.{hint}"
+    )
+
+
+def load_image(image: Any) -> np.ndarray:
+    """Turn user input into the image array that the rest of the package works with.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, str, pathlib.Path or PIL.Image.Image
+        - A numpy array of shape ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``, or any
+          of these with a leading batch axis of size 1. Any other object with an ``__array__``
+          method (a TensorFlow or CPU PyTorch tensor) is converted with :func:`numpy.asarray`.
+          Value scales by dtype:
+
+          * ``uint8`` and other integers: taken as 0-255 as they are;
+          * ``uint16``: scaled from 0-65535 to 0-255;
+          * ``bool``: ``False`` -> 0, ``True`` -> 255;
+          * floats: if every value lies in [0, 1] the image is taken to be on a 0-1 scale and
+            multiplied by 255; otherwise the values are taken as 0-255 as they are. (So a float
+            image on a 0-255 scale that happens to be no brighter than 1 is read as 0-1.)
+
+          A 4th (alpha) channel is dropped, with an :class:`ImageConversionWarning`.
+        - A path to an image file, opened with Pillow (EXIF rotation applied).
+        - A PIL image of any mode: grayscale (``"L"``, ``"1"``, 16-bit) stays 1 channel, alpha is
+          dropped with a warning, every other mode (``"P"``, ``"CMYK"`` ...) becomes RGB.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new C-contiguous ``float32`` array of shape ``(H, W, C)``, ``C`` 1 or 3, values 0-255.
+        It never shares memory with ``image``, and ``image`` is never modified.
+
+    Raises
+    ------
+    ImageError
+        On an unsupported type, a wrong number of dimensions or channels, an empty image,
+        NaN or infinite values, a non-numeric dtype, a missing or unreadable file.
+
+    Warns
+    -----
+    ImageConversionWarning
+        When an alpha channel is dropped.
+    """
+    from_pil = isinstance(image, (str, os.PathLike, Image.Image))
+    if isinstance(image, (str, os.PathLike)):
+        array = _open(image)
+    elif isinstance(image, Image.Image):
+        array = _from_pil(image)
+    elif isinstance(image, np.ndarray):
+        array = image
+    elif hasattr(image, "__array__") and not isinstance(image, (list, tuple)):
+        array = np.asarray(image)
+    else:
+        hint = " Wrap nested lists with np.asarray first." if isinstance(image, list) else ""
+        raise ImageError(
+            f"Cannot use an object of type {type(image).__name__} as an image; pass "
+            f"{_ACCEPTED}.{hint}"
+        )
+
+    dtype = array.dtype
+    if dtype.kind not in "biuf":
+        raise ImageError(
+            f"Expected a numeric image array; got dtype {dtype} (shape {array.shape}). Images "
+            "hold bool, integer or float values."
+        )
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]  # a batch of one, as models take it
+    if array.ndim not in (2, 3):
+        raise _shape_error(array.shape)
+    if array.size == 0:
+        raise ImageError(f"The image is empty: its shape {array.shape} has a zero-size axis.")
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    # Two channels only ever come from a Pillow gray + alpha ("LA") image; from numpy they are
+    # ambiguous, so they are refused.
+    if channels not in (1, 3, 4) and not (from_pil and channels == 2):
+        if array.shape[0] in (1, 3, 4) and channels > 4:
+            hint = (
+                " The channels seem to come first; move them last with np.moveaxis(image, 0, -1)."
+            )
+        elif channels == 2:
+            hint = " For gray + alpha, keep the gray channel: image[..., :1]."
+        else:
+            hint = " Pass 1 (grayscale), 3 (RGB) or 4 (RGBA) channels."
+        raise ImageError(
+            f"Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of shape "
+            f"{array.shape} with {channels} channels on the last axis.{hint}"
+        )
+
+    if dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            n_nan = int(np.isnan(array).sum())
+            n_inf = int(array.size - finite.sum()) - n_nan
+            raise ImageError(
+                f"The image (shape {array.shape}) contains {n_nan} NaN and {n_inf} infinite "
+                "values. Replace them first, e.g. with np.nan_to_num(image)."
+            )
+
+    # The one copy: float32, C order, never a view of the caller's array.
+    result = np.array(array, dtype=np.float32, order="C", copy=True)
+    if dtype == np.bool_:
+        result *= 255.0
+    elif dtype == np.uint16:
+        result *= np.float32(255.0 / 65535.0)
+    elif dtype.kind == "f" and result.min() >= 0.0 and result.max() <= 1.0:
+        result *= 255.0
+    if result.ndim == 2:
+        result = result[:, :, np.newaxis]
+    if channels in (2, 4):
+        kind = "RGBA" if channels == 4 else "gray + alpha"
+        _warn(
+            f"Dropped the alpha channel of a {channels}-channel ({kind}) image of shape "
+            f"{array.shape}; only the {'RGB' if channels == 4 else 'gray'} values are used."
+        )
+        result = np.ascontiguousarray(result[:, :, : channels - 1])
+    return result
+
+
+def image_key(image: np.ndarray) -> str:
+    """Return a fingerprint of an image array, for use as a cache key.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Any array (normally the output of :func:`load_image`).
+
+    Returns
+    -------
+    str
+        32 hex digits: a BLAKE2b digest of the shape, dtype and bytes. Equal arrays give equal
+        keys; a change of any value, of the shape or of the dtype gives a different key.
+    """
+    array = np.ascontiguousarray(image)  # no copy when already contiguous
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((array.shape, array.dtype.str)).encode())
+    digest.update(memoryview(array).cast("B") if array.size else b"")
+    return digest.hexdigest()
+
+
+def _check_size(size: Any) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in size)
+        ok = height > 0 and width > 0 and (height, width) == tuple(size)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ImageError(f"size must be (height, width) with two positive integers; got {size!r}")
+    return height, width
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an image or a 2-D map with bilinear interpolation (antialiased when shrinking).
+
+    This is the one resize used across the package, for images going into models and for
+    heatmaps going back to image resolution, so both look the same everywhere.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W, C)`` or ``(H, W)``, any real dtype (computed in ``float32``).
+    size : tuple of int
+        ``(height, width)`` of the result, numpy order (Pillow's own ``resize`` takes
+        ``(width, height)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new ``float32`` array of shape ``(height, width, C)`` or ``(height, width)``. When
+        ``size`` equals the current size the values are copied unchanged.
+
+    Raises
+    ------
+    ImageError
+        If ``image`` is not 2-D or 3-D, or ``size`` is not two positive integers.
+    """
+    height, width = _check_size(size)
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ImageError(
+            f"resize_image expects a non-empty (H, W, C) or (H, W) array; got shape {array.shape}"
+        )
+    if array.shape[:2] == (height, width):
+        return np.array(array, dtype=np.float32, order="C", copy=True)
+    planes = array[:, :, np.newaxis] if array.ndim == 2 else array
+    out = np.empty((height, width, planes.shape[2]), dtype=np.float32)
+    for c in range(planes.shape[2]):
+        # PIL's mode "F" resamples 32-bit floats directly, and its BILINEAR filter widens its
+        # support when shrinking, which is what antialiases the downscale.
+        plane = Image.fromarray(np.ascontiguousarray(planes[:, :, c], dtype=np.float32))
+        resized = plane.resize((width, height), Image.Resampling.BILINEAR)
+        out[:, :, c] = np.asarray(resized, dtype=np.float32)
+    return out[:, :, 0] if array.ndim == 2 else out
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Convert a ``(H, W, C)`` image to the number of channels a model expects.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``float32`` ``(H, W, 1)`` or ``(H, W, 3)``, as returned by :func:`load_image`.
+    channels : int
+        1 or 3.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new C-contiguous ``float32`` array ``(H, W, channels)``. Gray becomes RGB by repeating
+        the channel; RGB becomes gray by luminance ``0.299 R + 0.587 G + 0.114 B``. An image that
+        already has ``channels`` channels is copied unchanged.
+
+    Raises
+    ------
+    ImageError
+        If ``channels`` is not 1 or 3, or ``image`` is not ``(H, W, 1)`` / ``(H, W, 3)``.
+
+    Warns
+    -----
+    ImageConversionWarning
+        Whenever the number of channels changes.
+    """
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ImageError(f"channels must be 1 or 3; got {channels!r}")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ImageError(
+            f"to_channels expects an (H, W, 1) or (H, W, 3) image; got shape {array.shape}. "
+            "Pass it through load_image first."
+        )
+    have = array.shape[2]
+    if have == channels:
+        return np.array(array, dtype=np.float32, order="C", copy=True)
+    if channels == 3:
+        _warn(
+            "Converted a 1-channel (grayscale) image to 3 channels (RGB) because the model "
+            "expects 3 channels."
+        )
+        return np.repeat(array.astype(np.float32, copy=False), 3, axis=2)
+    _warn(
+        "Converted a 3-channel (RGB) image to 1 channel (grayscale) because the model expects "
+        "1 channel."
+    )
+    gray = array.astype(np.float32, copy=False) @ _LUMA
+    return np.ascontiguousarray(gray[:, :, np.newaxis], dtype=np.float32)

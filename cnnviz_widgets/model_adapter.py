@@ -1,0 +1,542 @@
+"""The model adapter: the one place that understands Keras models.
+
+A :class:`ModelAdapter` reads a Keras 3 model (functional, Sequential — even one that was never
+built — with sub-models nested to any depth) into a flat, ordered list of *steps*, one per layer
+call, each named by its **layer path** (``"backbone/block3a_expand_conv"``). Intermediate outputs
+are then computed by replaying only the steps a request needs inside a ``tf.function`` that is
+traced once per request shape and kept, so repeating a request never rebuilds or retraces.
+
+Replaying the graph ourselves, instead of building ``keras.Model(model.input, inner.output)``
+sub-models, is what lets a layer deep inside a nested transfer-learning base be reached without
+the classic "Graph disconnected" error, and it never adds nodes to, or otherwise changes, the
+user's model.
+
+TensorFlow and Keras are imported inside functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import LayerError, ModelError, close_matches
+from .images import load_image, resize_image, to_channels
+
+#: Images for models that take any size are scaled down to this shorter side by default: the
+#: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
+DEFAULT_SHORTER_SIDE = 224
+
+#: Signature of an optional preprocessing callable: a float32 batch (N, H, W, C) of 0–255 pixels
+#: in, the array the model expects out.
+Preprocess = Callable[[np.ndarray], Any]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the adapter knows about one layer call, in execution order.
+
+    Attributes
+    ----------
+    path : str
+        Layer path, nested sub-model names joined with ``/`` (``"vgg16/block3_conv1"``).
+    class_name : str
+        The layer's class (``"Conv2D"``).
+    output_shape : tuple
+        Output shape without the batch axis; ``None`` where the size depends on the input.
+    params : int
+        Number of weights the layer owns (0 for a nested model's own entry is not used: nested
+        models are listed with the total of their layers).
+    depth : int
+        How many sub-models the layer sits inside (0 for top-level layers).
+    """
+
+    path: str
+    class_name: str
+    output_shape: tuple[int | None, ...]
+    params: int
+    depth: int
+
+    @property
+    def spatial(self) -> bool:
+        """True when the output is a 4-D (batch, height, width, channels) feature map."""
+        return len(self.output_shape) == 3
+
+    @property
+    def channels(self) -> int | None:
+        """Number of channels of a spatial output (``None`` if not spatial or unknown)."""
+        return self.output_shape[-1] if self.spatial else None
+
+
+class _Call:
+    """Replay one layer call: read its inputs from the tensor table, write its outputs."""
+
+    __slots__ = ("info", "input_ids", "node", "operation", "output_ids", "takes_training")
+
+    def __init__(self, info: LayerInfo, node: Any) -> None:
+        self.info = info
+        self.node = node
+        self.operation = node.operation
+        self.input_ids = tuple(id(t) for t in node.input_tensors)
+        self.output_ids = tuple(id(t) for t in node.outputs)
+        self.takes_training = bool(getattr(node.operation, "_call_has_training_arg", False))
+
+    def run(self, values: dict[int, Any]) -> None:
+        args, kwargs = self.node.arguments.fill_in(values)
+        if self.takes_training:
+            # Inference behaviour always: batch norm uses its moving statistics, dropout and
+            # augmentation layers pass their input through.
+            kwargs = {**kwargs, "training": False}
+        outputs = self.operation(*args, **kwargs)
+        flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for ref, value in zip(self.output_ids, flat, strict=True):
+            values[ref] = value
+
+
+class _Alias:
+    """Make tensors of one graph stand for tensors of another (entering/leaving a sub-model)."""
+
+    __slots__ = ("info", "input_ids", "output_ids")
+
+    def __init__(self, sources: Sequence[Any], targets: Sequence[Any], info: LayerInfo | None):
+        self.input_ids = tuple(id(t) for t in sources)
+        self.output_ids = tuple(id(t) for t in targets)
+        self.info = info
+
+    def run(self, values: dict[int, Any]) -> None:
+        for src, dst in zip(self.input_ids, self.output_ids, strict=True):
+            values[dst] = values[src]
+
+
+def _graph_of(layer: Any) -> Any | None:
+    """The functional graph behind a model-like layer, or None for a plain layer."""
+    import keras
+
+    if isinstance(layer, keras.Sequential):
+        return layer._functional  # Keras builds it as soon as the input shape is known
+    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+        return layer
+    return None
+
+
+def _shape_without_batch(tensor: Any) -> tuple[int | None, ...]:
+    shape = tuple(tensor.shape)
+    return tuple(None if d is None else int(d) for d in shape[1:])
+
+
+def _count_params(layer: Any) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in layer.weights))
+
+
+def _check_is_keras_model(model: Any) -> None:
+    import keras
+
+    if not isinstance(model, keras.Model):
+        kind = type(model).__module__ + "." + type(model).__qualname__
+        hint = ""
+        if "torch" in kind:
+            hint = " PyTorch modules are not supported; cnnviz_widgets works with Keras 3 models."
+        elif "tf_keras" in kind or "tensorflow.python.keras" in kind:
+            hint = (
+                " This looks like a legacy tf.keras (Keras 2) model; save it to .h5 and load it "
+                "with Keras 3's keras.models.load_model."
+            )
+        raise ModelError(
+            f"Expected a Keras 3 model (keras.Model, keras.Sequential); got {kind}.{hint}"
+        )
+
+
+class ModelAdapter:
+    """Read a Keras model once; compute intermediate outputs fast, as often as asked.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional or Sequential model with one image input. Nested sub-models are flattened
+        into layer paths. A Sequential model that was never built is built for the first image's
+        size (exactly as Keras does on its first call; no weight values change).
+    preprocess : callable, optional
+        For models whose preprocessing lives outside them (e.g.
+        ``keras.applications.vgg16.preprocess_input``): called on a float32 batch of 0–255 RGB
+        pixels, shaped ``(1, H, W, C)``, before the model.
+    image_size : int or (int, int), optional
+        Only for models that accept any input size: the size images are brought to. An int
+        resizes the *shorter* side to it (up or down) and keeps the aspect ratio; a pair is
+        (height, width). ``None`` (the default) scales images whose shorter side exceeds
+        224 px (ImageNet's scale) down to 224 and leaves smaller ones as they are. Models with
+        a fixed input size always get the whole image resized to it (never a silent crop).
+
+    Examples
+    --------
+    >>> adapter = ModelAdapter(model)                        # doctest: +SKIP
+    >>> adapter.layer_paths[:3]                              # doctest: +SKIP
+    ['preprocess', 'backbone/stem_conv', 'backbone/stem_bn']
+    >>> adapter.activations(image, "backbone/stem_conv").shape  # doctest: +SKIP
+    (150, 226, 32)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        preprocess: Preprocess | None = None,
+        image_size: int | tuple[int, int] | None = None,
+    ) -> None:
+        _check_is_keras_model(model)
+        self.model = model
+        self.preprocess = preprocess
+        self.image_size = image_size
+        self._lock = threading.RLock()
+        self._functions: dict[Hashable, Any] = {}
+        self._steps: list[_Call | _Alias] | None = None
+        self._layers: list[LayerInfo] | None = None
+        self._graph = None
+        if _graph_of(model) is not None or not isinstance(model, _sequential_class()):
+            self._read_graph()
+
+    # ------------------------------------------------------------------ reading the model
+    def _read_graph(self, image_shape: tuple[int, ...] | None = None) -> None:
+        """Flatten the model into steps; build a never-built Sequential model first."""
+        import keras
+
+        model = self.model
+        graph = _graph_of(model)
+        if graph is None and isinstance(model, keras.Sequential):
+            if image_shape is None:
+                return  # built lazily, on the first image
+            try:
+                model.build((None, *image_shape))
+            except Exception as exc:  # Keras raises ValueError/TypeError here
+                raise ModelError(
+                    f"Could not build the Sequential model {model.name!r} for images of shape "
+                    f"{image_shape}: {exc}. Give it an input shape, e.g. "
+                    "keras.Input(shape=(224, 224, 3)) as its first layer."
+                ) from exc
+            graph = _graph_of(model)
+        if graph is None:
+            raise ModelError(
+                f"{type(model).__name__} {model.name!r} is a subclassed Keras model: it has no "
+                "layer graph to read intermediate outputs from. Rebuild it as a functional model "
+                "(x = keras.Input(shape); y = layer(x) ...; keras.Model(x, y)) or a "
+                "keras.Sequential, reusing the same layer objects, and pass that."
+            )
+        if len(graph.inputs) != 1:
+            raise ModelError(
+                f"Model {model.name!r} has {len(graph.inputs)} inputs; models with several inputs "
+                "are not supported yet. Wrap the image branch in a model of its own and pass that."
+            )
+        steps: list[_Call | _Alias] = []
+        layers: list[LayerInfo] = []
+        self._flatten(graph, "", 0, steps, layers)
+        self._graph = graph
+        self._steps = steps
+        self._layers = layers
+        self._by_path = {info.path: info for info in layers}
+        self._step_of = {s.info.path: s for s in steps if s.info is not None}
+        self._input = graph.inputs[0]
+        shape = tuple(self._input.shape)
+        if len(shape) != 4:
+            raise ModelError(
+                f"Model {model.name!r} takes inputs of shape {shape}; cnnviz_widgets needs an "
+                "image input of shape (batch, height, width, channels)."
+            )
+        self.input_shape: tuple[int | None, int | None, int] = (shape[1], shape[2], int(shape[3]))
+
+    def _flatten(
+        self,
+        graph: Any,
+        prefix: str,
+        depth: int,
+        steps: list[_Call | _Alias],
+        layers: list[LayerInfo],
+    ) -> None:
+        seen: dict[str, int] = {}
+        for node_depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[node_depth]:
+                if node.operation is None or node.is_input:
+                    continue
+                op = node.operation
+                # A layer called twice (shared weights) gets "name:2" for its second call.
+                seen[op.name] = seen.get(op.name, 0) + 1
+                name = op.name if seen[op.name] == 1 else f"{op.name}:{seen[op.name]}"
+                path = prefix + name
+                inner = _graph_of(op)
+                out_shape = _shape_without_batch(node.outputs[0]) if node.outputs else ()
+                info = LayerInfo(path, type(op).__name__, out_shape, _count_params(op), depth)
+                if inner is not None:
+                    if len(inner.inputs) != len(node.input_tensors):
+                        raise ModelError(
+                            f"Nested model {path!r} is called with {len(node.input_tensors)} "
+                            f"tensors but has {len(inner.inputs)} inputs; not supported yet."
+                        )
+                    steps.append(_Alias(node.input_tensors, inner.inputs, None))
+                    self._flatten(inner, path + "/", depth + 1, steps, layers)
+                    # The sub-model's own entry: its output, reached when its last layer is.
+                    steps.append(_Alias(inner.outputs, node.outputs, info))
+                else:
+                    steps.append(_Call(info, node))
+                layers.append(info)
+
+    def _ensure_graph(self, image_shape: tuple[int, ...]) -> None:
+        if self._steps is None:
+            with self._lock:
+                if self._steps is None:
+                    self._read_graph(image_shape)
+
+    # ------------------------------------------------------------------ layer names
+    @property
+    def built(self) -> bool:
+        """False only for a Sequential model that was never built (until the first image)."""
+        return self._steps is not None
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Every layer call in execution order, nested sub-models flattened (and listed too)."""
+        self._require_built()
+        return list(self._layers)
+
+    @property
+    def layer_paths(self) -> list[str]:
+        """Paths of the layers with a spatial (4-D) output, in execution order."""
+        return [info.path for info in self.layers if info.spatial and not self._is_submodel(info)]
+
+    def _is_submodel(self, info: LayerInfo) -> bool:
+        return isinstance(self._step_of.get(info.path), _Alias)
+
+    def _require_built(self) -> None:
+        if self._steps is None:
+            raise ModelError(
+                f"Sequential model {self.model.name!r} was never built, so its layers have no "
+                "shapes yet. Pass an image first (any call that takes one builds it), or call "
+                "model.build((None, height, width, channels))."
+            )
+
+    def layer_info(self, layer: str) -> LayerInfo:
+        """The :class:`LayerInfo` of ``layer`` (a path or an unambiguous layer name)."""
+        return self._by_path[self.resolve_layer(layer, spatial=False)]
+
+    def resolve_layer(self, layer: str, *, spatial: bool = True) -> str:
+        """Turn a layer path or bare layer name into its full path, with a clear error.
+
+        A bare name (``"block3_conv1"``) is accepted when exactly one nested layer carries it.
+        With ``spatial=True`` the layer must have a 4-D output.
+        """
+        self._require_built()
+        if not isinstance(layer, str):
+            raise LayerError(
+                f"A layer is named by its path (a str, e.g. {self.layer_paths[-1]!r}); "
+                f"got {type(layer).__name__}."
+            )
+        path = layer if layer in self._by_path else None
+        if path is None:
+            tails = [p for p in self._by_path if p.rsplit("/", 1)[-1] == layer]
+            if len(tails) == 1:
+                path = tails[0]
+            elif len(tails) > 1:
+                raise LayerError(f"Layer name {layer!r} is ambiguous: {tails}. Use the full path.")
+        choices = self.layer_paths if spatial else list(self._by_path)
+        if path is None:
+            matches = close_matches(layer, choices)
+            hint = f" Did you mean: {', '.join(repr(m) for m in matches)}?" if matches else ""
+            raise LayerError(
+                f"No layer {layer!r} in model {self.model.name!r}.{hint} "
+                f"See layer_paths(model) for all {len(choices)} layers with feature maps."
+            )
+        info = self._by_path[path]
+        if spatial and not info.spatial:
+            raise LayerError(
+                f"Layer {path!r} ({info.class_name}) has output shape {info.output_shape}, not a "
+                "spatial (height, width, channels) feature map, so there is nothing to draw. "
+                f"Pick a convolutional layer, e.g. the last one: {self.layer_paths[-1]!r}."
+            )
+        return path
+
+    # ------------------------------------------------------------------ images
+    def prepare_image(self, image: Any) -> np.ndarray:
+        """Turn any accepted image into the float32 (H, W, C) 0–255 array the model will see.
+
+        Converts the channel count to the model's (with an ``ImageConversionWarning``) and
+        resizes the whole image for fixed-size models (or to ``image_size``). The result is a new
+        array; the caller's image is never modified.
+        """
+        pixels = load_image(image)
+        channels = self.input_shape[2] if self.built else pixels.shape[2]
+        pixels = to_channels(pixels, channels)
+        target = self.target_size(pixels.shape[:2])
+        if target != pixels.shape[:2]:
+            pixels = resize_image(pixels, target)
+        self._ensure_graph(pixels.shape)
+        return pixels
+
+    def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (height, width) an image of ``size`` is brought to before the model."""
+        if self.built:
+            fixed_h, fixed_w, _ = self.input_shape
+            if fixed_h is not None and fixed_w is not None:
+                return (int(fixed_h), int(fixed_w))
+        h, w = int(size[0]), int(size[1])
+        if isinstance(self.image_size, tuple):
+            return (int(self.image_size[0]), int(self.image_size[1]))
+        shorter = (
+            self.image_size if self.image_size is not None else min(DEFAULT_SHORTER_SIDE, h, w)
+        )
+        scale = shorter / min(h, w)
+        return (max(1, round(h * scale)), max(1, round(w * scale)))
+
+    def _batch(self, pixels: np.ndarray) -> np.ndarray:
+        batch = pixels[np.newaxis]
+        if self.preprocess is not None:
+            batch = np.asarray(self.preprocess(batch.copy()), dtype=np.float32)
+        return batch
+
+    # ------------------------------------------------------------------ computing
+    def _function(self, paths: tuple[str, ...]) -> Any:
+        """A traced function from an input batch to the outputs at ``paths`` (kept per paths)."""
+        with self._lock:
+            fn = self._functions.get(paths)
+            if fn is not None:
+                return fn
+            import tensorflow as tf
+
+            steps = self._needed_steps(paths)
+            targets = [self._step_of[p].output_ids[0] for p in paths]
+            input_ref = id(self._input)
+
+            def forward(batch):
+                values = {input_ref: batch}
+                for step in steps:
+                    step.run(values)
+                return [tf.cast(values[ref], tf.float32) for ref in targets]
+
+            h, w, c = self.input_shape
+            spec = tf.TensorSpec((None, h, w, c), tf.float32)
+            fn = tf.function(forward, input_signature=[spec], reduce_retracing=True)
+            self._functions[paths] = fn
+            return fn
+
+    def _needed_steps(self, paths: tuple[str, ...]) -> list[_Call | _Alias]:
+        """Only the steps the outputs at ``paths`` depend on (later layers are never run)."""
+        needed: set[int] = {self._step_of[p].output_ids[0] for p in paths}
+        keep: list[_Call | _Alias] = []
+        for step in reversed(self._steps):
+            if needed.intersection(step.output_ids):
+                keep.append(step)
+                needed.update(step.input_ids)
+        keep.reverse()
+        return keep
+
+    def activations(self, image: Any, layer: str) -> np.ndarray:
+        """The feature map of ``layer`` for ``image``: float32 (H, W, C).
+
+        Parameters
+        ----------
+        image : array, path or PIL image
+            Any image :func:`cnnviz_widgets.load_image` accepts.
+        layer : str
+            A layer path from :attr:`layer_paths` (or an unambiguous bare layer name).
+        """
+        pixels = self.prepare_image(image)
+        return self.activations_of_prepared(pixels, [layer])[0]
+
+    def activations_of_prepared(
+        self, pixels: np.ndarray, layers: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Feature maps of several layers for an image already through :meth:`prepare_image`."""
+        paths = tuple(self.resolve_layer(name) for name in layers)
+        outputs = self._function(paths)(self._batch(pixels))
+        return [np.asarray(out[0]) for out in outputs]
+
+    def key(self) -> Hashable:
+        """Identifies this adapter in shared caches (model identity and preprocessing)."""
+        return (id(self.model), id(self.preprocess), self.image_size)
+
+
+def _sequential_class() -> type:
+    import keras
+
+    return keras.Sequential
+
+
+_adapters: weakref.WeakKeyDictionary[Any, dict[Hashable, ModelAdapter]] = (
+    weakref.WeakKeyDictionary()
+)
+_adapters_lock = threading.Lock()
+
+
+def adapter_for(
+    model: Any,
+    *,
+    preprocess: Preprocess | None = None,
+    image_size: int | tuple[int, int] | None = None,
+) -> ModelAdapter:
+    """The shared :class:`ModelAdapter` for ``model`` (made once, kept while the model lives).
+
+    Every view goes through this, so traced functions are shared between widgets and calls.
+    Passing a ``ModelAdapter`` returns it unchanged.
+    """
+    if isinstance(model, ModelAdapter):
+        return model
+    _check_is_keras_model(model)
+    options = (preprocess, image_size)
+    with _adapters_lock:
+        per_model = _adapters.setdefault(model, {})
+        adapter = per_model.get(options)
+        if adapter is None:
+            adapter = ModelAdapter(model, preprocess=preprocess, image_size=image_size)
+            per_model[options] = adapter
+        return adapter
+
+
+def layer_paths(model: Any, *, image: Any = None) -> list[str]:
+    """Paths of the layers of ``model`` that have a spatial (4-D) output, in execution order.
+
+    Nested sub-models are flattened: ``["vgg16/block1_conv1", ..., "vgg16/block5_pool"]``.
+    A Sequential model that was never built needs an ``image`` to learn its input shape.
+    """
+    adapter = adapter_for(model)
+    if image is not None:
+        adapter.prepare_image(image)
+    return adapter.layer_paths
+
+
+def activations(
+    model: Any,
+    image: Any,
+    layer: str,
+    *,
+    preprocess: Preprocess | None = None,
+) -> np.ndarray:
+    """Feature map of ``layer`` for ``image``: float32 array of shape (H, W, C).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any Keras 3 CNN (functional, Sequential, nested sub-models).
+    image : array, path or PIL image
+        H×W×3 or H×W, uint8 or float; for fixed-size models the whole image is resized.
+    layer : str
+        A path from :func:`layer_paths` such as ``"backbone/block3a_expand_conv"``.
+    preprocess : callable, optional
+        Preprocessing for models that do not include it (see :class:`ModelAdapter`).
+
+    Examples
+    --------
+    >>> import cnnviz_widgets as cv
+    >>> model = cv.load_default_model()
+    >>> cv.activations(model, cv.sample_image("chelsea"), "backbone/stem_conv").shape
+    (150, 226, 32)
+    """
+    return adapter_for(model, preprocess=preprocess).activations(image, layer)
+
+
+__all__ = [
+    "LayerInfo",
+    "ModelAdapter",
+    "activations",
+    "adapter_for",
+    "layer_paths",
+]
