@@ -127,6 +127,9 @@ class ActivationExplorer(widgets.VBox):
         self.cmap = cmap
         self.mode = mode
         self.channel = channel
+        # Linked only now: a link copies the trait's value into the control at once, so the
+        # traits must already hold valid values.
+        self._link_controls()
         self._suspended = False
         self._refresh()
 
@@ -183,15 +186,16 @@ class ActivationExplorer(widgets.VBox):
             for css_class in _css(name):
                 control.add_class(css_class)
 
-        widgets.link((self, "layer"), (self.layer_dropdown, "value"))
-        widgets.link((self, "channel"), (self.channel_slider, "value"))
-        widgets.link((self, "cmap"), (self.cmap_dropdown, "value"))
-        widgets.link((self, "mode"), (self.mode_buttons, "value"))
-        widgets.link((self, "page"), (self.page_slider, "value"))
+        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._pixels))
+
+    def _link_controls(self) -> None:
+        for name, control in [
+            ("layer", self.layer_dropdown), ("channel", self.channel_slider),
+            ("cmap", self.cmap_dropdown), ("mode", self.mode_buttons), ("page", self.page_slider),
+        ]:  # fmt: skip
+            widgets.link((self, name), (control, "value"))
         self.summary.observe(self._on_summary_pick, names="value")
         self._watch_clicks()
-
-        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._pixels))
 
     def _watch_clicks(self) -> None:
         """Clicking a grid tile selects its channel (needs the ipyevents front-end extension)."""
