@@ -85,13 +85,16 @@ class _Call:
         self.output_ids = tuple(id(t) for t in node.outputs)
         self.takes_training = bool(getattr(node.operation, "_call_has_training_arg", False))
 
-    def run(self, values: dict[int, Any]) -> None:
+    def run(self, values: dict[int, Any], replace: Replacement | None = None) -> None:
         args, kwargs = self.node.arguments.fill_in(values)
         if self.takes_training:
             # Inference behaviour always: batch norm uses its moving statistics, dropout and
             # augmentation layers pass their input through.
             kwargs = {**kwargs, "training": False}
-        outputs = self.operation(*args, **kwargs)
+        if replace is None:
+            outputs = self.operation(*args, **kwargs)
+        else:
+            outputs = replace(self.operation, args, kwargs)
         flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for ref, value in zip(self.output_ids, flat, strict=True):
             values[ref] = value
@@ -107,9 +110,62 @@ class _Alias:
         self.output_ids = tuple(id(t) for t in targets)
         self.info = info
 
-    def run(self, values: dict[int, Any]) -> None:
+    def run(self, values: dict[int, Any], replace: Replacement | None = None) -> None:
         for src, dst in zip(self.input_ids, self.output_ids, strict=True):
             values[dst] = values[src]
+
+
+#: Computes a layer call differently (its inputs as Keras would pass them), e.g. without its
+#: softmax, or with another ReLU rule.
+Replacement = Callable[[Any, tuple, dict], Any]
+
+#: A ReLU rule for guided backprop and deconvnet: ``relu(x, max_value)`` with max_value 6.0 for
+#: ReLU6 and None for a plain ReLU.
+ReluRule = Callable[[Any, "float | None"], Any]
+
+
+class _WithoutActivation:
+    """Stands in for a layer inside its own ``call`` with the activation made the identity.
+
+    Reading every other attribute (kernel, bias, convolution_op, ...) goes to the real layer, so
+    nothing is copied and nothing of the user's layer changes.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        object.__setattr__(self, "_layer", layer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    @staticmethod
+    def activation(x: Any) -> Any:
+        return x
+
+
+def _pre_activation(layer: Any, args: tuple, kwargs: dict) -> Any:
+    """The output of a Dense/Conv-like layer before its fused activation, in float32."""
+    import keras
+
+    # ``call`` is used without Keras' ``__call__``, which would cast inputs and weights for
+    # mixed precision; computing in the variables' float32 sidesteps that.
+    x = keras.ops.cast(args[0], layer.variable_dtype)
+    kwargs = {k: v for k, v in kwargs.items() if k != "training" or layer._call_has_training_arg}
+    return type(layer).call(_WithoutActivation(layer), x, *args[1:], **kwargs)
+
+
+def _activation_name(layer: Any) -> str | None:
+    """'relu', 'relu6', 'softmax', 'sigmoid', 'linear', ... for a layer's own activation."""
+    import keras
+
+    if isinstance(layer, keras.layers.ReLU):
+        plain = float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0
+        if not plain or layer.max_value not in (None, 6.0, 6):
+            return "leaky_or_clipped_relu"
+        return "relu" if layer.max_value is None else "relu6"
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if callable(activation) else None
 
 
 def _graph_of(layer: Any) -> Any | None:
@@ -387,40 +443,207 @@ class ModelAdapter:
         scale = shorter / min(h, w)
         return (max(1, round(h * scale)), max(1, round(w * scale)))
 
-    def _batch(self, pixels: np.ndarray) -> np.ndarray:
+    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+        """The batch of one the model is fed for a prepared image (after ``preprocess``)."""
         batch = pixels[np.newaxis]
         if self.preprocess is not None:
             batch = np.asarray(self.preprocess(batch.copy()), dtype=np.float32)
         return batch
 
     # ------------------------------------------------------------------ computing
-    def _function(self, paths: tuple[str, ...]) -> Any:
-        """A traced function from an input batch to the outputs at ``paths`` (kept per paths)."""
+    def input_spec(self) -> Any:
+        """The ``tf.TensorSpec`` of the model's input batch (any batch size, any free H/W)."""
+        import tensorflow as tf
+
+        h, w, c = self.input_shape
+        return tf.TensorSpec((None, h, w, c), tf.float32)
+
+    def traced(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The function ``build()`` makes for ``key``, made once and kept.
+
+        Algorithms keep their ``tf.function`` objects here, keyed by everything that changes the
+        traced graph (layer, method, ...), so repeating a request never retraces.
+        """
         with self._lock:
-            fn = self._functions.get(paths)
-            if fn is not None:
-                return fn
-            import tensorflow as tf
-
-            steps = self._needed_steps(paths)
-            targets = [self._step_of[p].output_ids[0] for p in paths]
-            input_ref = id(self._input)
-
-            def forward(batch):
-                values = {input_ref: batch}
-                for step in steps:
-                    step.run(values)
-                return [tf.cast(values[ref], tf.float32) for ref in targets]
-
-            h, w, c = self.input_shape
-            spec = tf.TensorSpec((None, h, w, c), tf.float32)
-            fn = tf.function(forward, input_signature=[spec], reduce_retracing=True)
-            self._functions[paths] = fn
+            fn = self._functions.get(key)
+            if fn is None:
+                fn = self._functions[key] = build()
             return fn
 
-    def _needed_steps(self, paths: tuple[str, ...]) -> list[_Call | _Alias]:
-        """Only the steps the outputs at ``paths`` depend on (later layers are never run)."""
-        needed: set[int] = {self._step_of[p].output_ids[0] for p in paths}
+    def _function(self, paths: tuple[str, ...]) -> Any:
+        """A traced function from an input batch to the outputs at ``paths`` (kept per paths)."""
+        import tensorflow as tf
+
+        def build() -> Any:
+            def outputs(batch: Any) -> list[Any]:
+                features, _ = self.forward(batch, paths)
+                return [tf.cast(f, tf.float32) for f in features]
+
+            return tf.function(outputs, input_signature=[self.input_spec()], reduce_retracing=True)
+
+        return self.traced(("activations", paths), build)
+
+    def forward(
+        self,
+        batch: Any,
+        paths: Sequence[str] = (),
+        *,
+        logits: bool = False,
+        output: int | str | None = None,
+        relu: ReluRule | None = None,
+        watch: Callable[[Any], None] | None = None,
+    ) -> tuple[list[Any], Any | None]:
+        """Replay the model on ``batch``; call it inside a ``tf.function`` or ``GradientTape``.
+
+        Parameters
+        ----------
+        batch : tf.Tensor
+            Model input, (N, H, W, C) float32, as :meth:`model_input` makes it.
+        paths : sequence of str
+            Layer paths whose outputs to return (resolved paths, see :meth:`resolve_layer`).
+        logits : bool
+            Also run to the class head and return its pre-softmax scores, float32 (N, classes).
+            A softmax or sigmoid fused into the last layer, or a Softmax/Activation layer at the
+            end, is left out — on the fly, the model itself is not changed.
+        output : int or str, optional
+            Which model output is the class head, for models with several outputs.
+        relu : callable, optional
+            Replaces every ReLU and ReLU6 (standalone layers and activations fused into conv or
+            dense layers) by ``relu(x, max_value)``: how guided backprop and deconvnet change
+            the backward pass.
+        watch : callable, optional
+            Called with each requested output the moment it is computed (``tape.watch``).
+
+        Returns
+        -------
+        features : list of tf.Tensor
+            The outputs at ``paths``, in the layer's compute dtype (float16 under mixed
+            precision); these are the tensors the rest of the pass was computed from, so
+            gradients with respect to them are defined.
+        logits : tf.Tensor or None
+        """
+        import keras
+
+        self._require_built()
+        targets = [self._step_of[p].output_ids[0] for p in paths]
+        replace: dict[int, Replacement] = {}
+        needed = list(targets)
+        head_ref = None
+        if logits:
+            head_ref, head_step, head_replacement = self._head(output)
+            needed.append(head_ref)
+            if head_replacement is not None:
+                replace[id(head_step)] = head_replacement
+        if relu is not None:
+            for step_id, replacement in self._relu_replacements(relu).items():
+                replace.setdefault(step_id, replacement)
+        wanted = set(targets)
+        values: dict[int, Any] = {id(self._input): batch}
+        for step in self._needed_steps(needed):
+            step.run(values, replace.get(id(step)))
+            if watch is not None:
+                for ref in wanted.intersection(step.output_ids):
+                    watch(values[ref])
+        features = [values[ref] for ref in targets]
+        head = None if head_ref is None else keras.ops.cast(values[head_ref], "float32")
+        return features, head
+
+    @property
+    def output_names(self) -> list[str]:
+        """Paths of the layers that produce the model's outputs, in output order."""
+        self._require_built()
+        return [self._producer(id(t)).info.path for t in self._graph.outputs]
+
+    def _producer(self, ref: int) -> _Call:
+        """The layer call that computes tensor ``ref`` (looking through sub-model boundaries)."""
+        for step in reversed(self._steps):
+            if ref in step.output_ids:
+                if isinstance(step, _Alias):
+                    ref = step.input_ids[step.output_ids.index(ref)]
+                    continue
+                return step
+        raise ModelError(f"No layer of model {self.model.name!r} computes that output.")
+
+    def _head(self, output: int | str | None) -> tuple[int, _Call, Replacement | None]:
+        """The class-score output: its tensor, its layer call, and how to drop its softmax."""
+        outputs = self._graph.outputs
+        names = self.output_names
+        if output is None:
+            if len(outputs) > 1:
+                listed = ", ".join(
+                    f"{i}: {n!r} {self._by_path[n].output_shape}" for i, n in enumerate(names)
+                )
+                raise ModelError(
+                    f"Model {self.model.name!r} has {len(outputs)} outputs ({listed}). Choose "
+                    "the class scores with output=<index or name>."
+                )
+            index = 0
+        elif isinstance(output, str):
+            matches = [i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1])]
+            if not matches:
+                raise ModelError(
+                    f"No output {output!r}; the model's outputs are {names} (or use an index)."
+                )
+            index = matches[0]
+        else:
+            if not 0 <= int(output) < len(outputs):
+                raise ModelError(
+                    f"output={output} is out of range: model {self.model.name!r} has "
+                    f"{len(outputs)} output(s), 0–{len(outputs) - 1}."
+                )
+            index = int(output)
+        ref = id(outputs[index])
+        step = self._producer(ref)
+        shape = _shape_without_batch(outputs[index])
+        if len(shape) != 1:
+            raise ModelError(
+                f"Output {names[index]!r} has shape {shape}, not a vector of class scores "
+                "(batch, classes), so there is no class to explain. Class views need a "
+                "classifier head; pass output=<index> if another output is the classifier."
+            )
+        activation = _activation_name(step.operation)
+        replacement: Replacement | None = None
+        if activation in ("softmax", "sigmoid"):
+            import keras
+
+            if isinstance(step.operation, (keras.layers.Activation, keras.layers.Softmax)):
+                replacement = _pass_input_through
+            else:
+                replacement = _pre_activation
+        return ref, step, replacement
+
+    def head_activation(self, output: int | str | None = None) -> str:
+        """'softmax' or 'sigmoid': what turns the head's logits into probabilities.
+
+        A head without a softmax of its own is taken to output logits, read with a softmax.
+        """
+        _, step, _ = self._head(output)
+        return "sigmoid" if _activation_name(step.operation) == "sigmoid" else "softmax"
+
+    def _relu_replacements(self, relu: ReluRule) -> dict[int, Replacement]:
+        import keras
+
+        replacements: dict[int, Replacement] = {}
+        for step in self._steps:
+            if not isinstance(step, _Call):
+                continue
+            layer = step.operation
+            kind = _activation_name(layer)
+            if kind not in ("relu", "relu6"):
+                continue
+            max_value = 6.0 if kind == "relu6" else None
+            standalone = isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
+
+            def replacement(op, args, kwargs, _max=max_value, _standalone=standalone):
+                x = args[0] if _standalone else _pre_activation(op, args, kwargs)
+                return relu(x, _max)
+
+            replacements[id(step)] = replacement
+        return replacements
+
+    def _needed_steps(self, refs: Sequence[int]) -> list[_Call | _Alias]:
+        """Only the steps the tensors ``refs`` depend on (later layers are never run)."""
+        needed: set[int] = set(refs)
         keep: list[_Call | _Alias] = []
         for step in reversed(self._steps):
             if needed.intersection(step.output_ids):
@@ -447,12 +670,16 @@ class ModelAdapter:
     ) -> list[np.ndarray]:
         """Feature maps of several layers for an image already through :meth:`prepare_image`."""
         paths = tuple(self.resolve_layer(name) for name in layers)
-        outputs = self._function(paths)(self._batch(pixels))
+        outputs = self._function(paths)(self.model_input(pixels))
         return [np.asarray(out[0]) for out in outputs]
 
     def key(self) -> Hashable:
         """Identifies this adapter in shared caches (model identity and preprocessing)."""
         return (id(self.model), id(self.preprocess), self.image_size)
+
+
+def _pass_input_through(layer: Any, args: tuple, kwargs: dict) -> Any:
+    return args[0]
 
 
 def _sequential_class() -> type:

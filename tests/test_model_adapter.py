@@ -202,3 +202,126 @@ def test_subclassed_model_gets_a_clear_error_with_the_fix(keras):
 def test_adapter_is_shared_per_model_and_options(tiny_functional):
     assert adapter_for(tiny_functional) is adapter_for(tiny_functional)
     assert adapter_for(tiny_functional, image_size=8) is not adapter_for(tiny_functional)
+
+
+# --------------------------------------------------------------------------- gradients API
+@pytest.fixture(scope="module")
+def fused_relu_softmax(keras):
+    """Conv with a fused ReLU, a ReLU6 layer, and a softmax fused into the Dense head."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(5, 3, name="c2")(x)
+    x = keras.layers.ReLU(max_value=6, name="r2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="fused")
+
+
+def _batch(shape=(1, 12, 12, 3), seed=0):
+    return (np.random.default_rng(seed).random(shape) * 255).astype(np.float32)
+
+
+def test_logits_view_drops_a_fused_softmax_without_touching_the_layer(fused_relu_softmax):
+    import tensorflow as tf
+
+    adapter = ModelAdapter(fused_relu_softmax)
+    batch = _batch()
+    _, logits = adapter.forward(tf.constant(batch), logits=True)
+    probs = np.asarray(fused_relu_softmax(batch))
+    np.testing.assert_allclose(np.asarray(tf.nn.softmax(logits)), probs, atol=1e-6)
+    # logits are not probabilities: they do not sum to one
+    assert abs(float(np.asarray(logits).sum()) - 1.0) > 1e-3
+    assert fused_relu_softmax.get_layer("probs").activation.__name__ == "softmax"
+    assert adapter.head_activation() == "softmax"
+
+
+def test_logits_view_skips_a_separate_softmax_layer(keras):
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    scores = keras.layers.Dense(4, name="scores")(x)
+    model = keras.Model(inputs, keras.layers.Softmax(name="softmax")(scores))
+    _, logits = ModelAdapter(model).forward(tf.constant(_batch((1, 8, 8, 3))), logits=True)
+    want = keras.Model(inputs, scores)(_batch((1, 8, 8, 3)))
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(want), atol=1e-5)
+
+
+def test_gradient_of_a_logit_with_respect_to_a_feature_map(fused_relu_softmax):
+    import tensorflow as tf
+
+    adapter = ModelAdapter(fused_relu_softmax)
+    batch = tf.constant(_batch())
+    with tf.GradientTape() as tape:
+        (features,), logits = adapter.forward(batch, ["c2"], logits=True, watch=tape.watch)
+        score = logits[:, 1]
+    grads = np.asarray(tape.gradient(score, features))
+    # Hand-derived: d logit_1 / d c2 = 1[0 < c2 < 6] * W[:, 1] / (H*W) through ReLU6 and GAP.
+    c2 = np.asarray(features)
+    weights = fused_relu_softmax.get_layer("probs").get_weights()[0][:, 1]
+    want = ((c2 > 0) & (c2 < 6)) * weights[None, None, None, :] / (8 * 8)  # c2 is 8×8
+    np.testing.assert_allclose(grads, want, atol=1e-7)
+
+
+def test_relu_rule_replaces_fused_and_standalone_relus(fused_relu_softmax):
+    import tensorflow as tf
+
+    adapter = ModelAdapter(fused_relu_softmax)
+    seen = []
+
+    def linear_rule(x, max_value):
+        seen.append(max_value)
+        return x
+
+    batch = _batch()
+    (c1,), _ = adapter.forward(tf.constant(batch), ["c1"], relu=linear_rule)
+    conv = fused_relu_softmax.get_layer("c1")
+    kernel, bias = conv.get_weights()
+    # without its ReLU, c1 is the plain convolution: some outputs are negative
+    want = np.asarray(tf.nn.conv2d(batch, kernel, 1, "VALID")) + bias
+    np.testing.assert_allclose(np.asarray(c1), want, rtol=1e-5, atol=1e-3)
+    assert float(np.asarray(c1).min()) < 0
+    assert seen == [None]  # only c1 ran: c1 is all that was asked for
+    adapter.forward(tf.constant(batch), [], logits=True, relu=linear_rule)
+    assert seen[1:] == [None, 6.0]
+
+
+def test_multi_output_model_needs_the_output_chosen(keras):
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    classes = keras.layers.Dense(4, activation="softmax", name="classes")(x)
+    box = keras.layers.Dense(2, name="box")(x)
+    adapter = ModelAdapter(keras.Model(inputs, [box, classes]))
+    with pytest.raises(
+        ModelError,
+        match=r"has 2 outputs \(0: 'box' \(2,\), 1: 'classes' \(4,\)\)\. Choose the class scores with output=",
+    ):
+        adapter.forward(tf.constant(_batch((1, 8, 8, 3))), logits=True)
+    _, by_name = adapter.forward(tf.constant(_batch((1, 8, 8, 3))), logits=True, output="classes")
+    _, by_index = adapter.forward(tf.constant(_batch((1, 8, 8, 3))), logits=True, output=1)
+    assert by_name.shape == (1, 4)
+    np.testing.assert_array_equal(np.asarray(by_name), np.asarray(by_index))
+    with pytest.raises(ModelError, match=r"output=5 is out of range: .* has 2 output\(s\), 0–1"):
+        adapter.forward(tf.constant(_batch((1, 8, 8, 3))), logits=True, output=5)
+
+
+def test_output_that_is_not_a_class_vector_is_refused(keras):
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    with pytest.raises(
+        ModelError, match=r"Output 'conv' has shape \(6, 6, 2\), not a vector of class scores"
+    ):
+        ModelAdapter(model).forward(tf.constant(_batch((1, 8, 8, 3))), logits=True)
+
+
+def test_traced_functions_are_kept_per_key(tiny_functional):
+    adapter = ModelAdapter(tiny_functional)
+    built = []
+    first = adapter.traced(("demo", 1), lambda: built.append(1) or object())
+    again = adapter.traced(("demo", 1), lambda: built.append(1) or object())
+    assert first is again and built == [1]
