@@ -173,7 +173,7 @@ class ActivationExplorer(widgets.VBox):
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.summary = widgets.Select(
             options=self._summary_rows(), rows=12,
-            layout=widgets.Layout(width="100%", font_family="monospace"),
+            layout=widgets.Layout(width="100%"),
         )  # fmt: skip
         self.summary.value = None
 
@@ -228,7 +228,11 @@ class ActivationExplorer(widgets.VBox):
                 widgets.HBox([self.channel_slider, self.cmap_dropdown, self.page_slider]),
             ]
         )
-        return [controls, self.message, self.tabs, self.caption]
+        # Scoped styling: the summary's columns line up only in a fixed-width font.
+        style = widgets.HTML(
+            "<style>.cnnviz-summary select { font-family: monospace; font-size: 12px; }</style>"
+        )
+        return [style, controls, self.message, self.tabs, self.caption]
 
     def _summary_rows(self) -> list[tuple[str, str]]:
         rows = []
