@@ -162,10 +162,15 @@ class ActivationExplorer(widgets.VBox):
         )  # fmt: skip
         self.mode_buttons = widgets.ToggleButtons(
             options=[("Channel", "channel"), ("Grid", "grid"), ("Sum", "sum")],
-            style={"button_width": "72px"},
+            style={"button_width": "84px"},
         )
         self.page_slider = widgets.IntSlider(
-            min=0, max=0, description="Page", layout=widgets.Layout(width="260px", display="none")
+            # Pages are numbered from 1 for people (the caption says "page 1 of 8"); the
+            # ``page`` trait counts from 0 like every Python index.
+            min=1,
+            max=1,
+            description="Page",
+            layout=widgets.Layout(width="260px", display="none"),
         )
         self.input_view = widgets.Image(format="png", layout=widgets.Layout(max_width="320px"))
         self.view = widgets.Image(format="png")
@@ -191,9 +196,14 @@ class ActivationExplorer(widgets.VBox):
     def _link_controls(self) -> None:
         for name, control in [
             ("layer", self.layer_dropdown), ("channel", self.channel_slider),
-            ("cmap", self.cmap_dropdown), ("mode", self.mode_buttons), ("page", self.page_slider),
+            ("cmap", self.cmap_dropdown), ("mode", self.mode_buttons),
         ]:  # fmt: skip
             widgets.link((self, name), (control, "value"))
+        traitlets.link(
+            (self, "page"),
+            (self.page_slider, "value"),
+            transform=(lambda p: p + 1, lambda v: v - 1),
+        )
         self.summary.observe(self._on_summary_pick, names="value")
         self._watch_clicks()
 
@@ -296,7 +306,7 @@ class ActivationExplorer(widgets.VBox):
                 if self.channel >= count:
                     self.channel = count - 1
                 self.channel_slider.max = count - 1
-            self.page_slider.max = pages - 1
+            self.page_slider.max = pages
             if self.page >= pages:
                 self.page = pages - 1
         self._refresh()
@@ -331,7 +341,7 @@ class ActivationExplorer(widgets.VBox):
             self._clear_error()
             self.channel_slider.disabled = self.mode != "channel"
             self.page_slider.layout.display = (
-                "" if self.mode == "grid" and self.page_slider.max > 0 else "none"
+                "" if self.mode == "grid" and self.page_slider.max > 1 else "none"
             )
         if self._detail is not None and self.tabs.selected_index == 1:
             self._show_detail()

@@ -171,12 +171,15 @@ def test_grid_pages_for_layers_with_many_channels(keras, rgb16):
     inputs = keras.Input((16, 16, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(150, 3, name="wide")(inputs))
     ex = ActivationExplorer(model, rgb16, mode="grid", cache=ActivationCache())
-    assert (ex.page_slider.max, ex.page_slider.layout.display) == (2, "")
+    assert (ex.page_slider.max, ex.page_slider.layout.display) == (3, "")
     ex.page = 2
+    assert ex.page_slider.value == 3  # people count pages from 1
     assert ex.grid_layout.channels == tuple(range(128, 150))
     assert "page 3 of 3" in ex.caption.value
     with pytest.raises(CnnVizError, match="page 3 is out of range"):
         ex.page = 3
+    ex.page_slider.set_state({"value": 1})  # the browser moves the slider to "1"
+    assert ex.page == 0 and ex.grid_layout.channels[0] == 0
 
 
 def test_detail_tab_draws_the_channel_with_a_colorbar(explorer, tiny_functional, rgb16):
