@@ -29,6 +29,12 @@ _LAZY: dict[str, str] = {
     "activations": "model_adapter",
     "ActivationCache": "activation_cache",
     "ActivationExplorer": "activation_explorer",
+    "predict_top": "class_activation",
+    "grad_cam": "class_activation",
+    "saliency": "class_activation",
+    "deconvnet": "class_activation",
+    "normalize_signed": "class_activation",
+    "default_cam_layer": "class_activation",
 }
 
 __all__ = [
@@ -36,10 +42,16 @@ __all__ = [
     "ActivationExplorer",
     "ModelAdapter",
     "activations",
+    "deconvnet",
+    "default_cam_layer",
+    "grad_cam",
     "imagenet_labels",
     "layer_paths",
     "load_default_model",
     "load_image",
+    "normalize_signed",
+    "predict_top",
+    "saliency",
     "sample_image",
     "sample_image_names",
 ]
@@ -47,6 +59,14 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation_cache import ActivationCache
     from .activation_explorer import ActivationExplorer
+    from .class_activation import (
+        deconvnet,
+        default_cam_layer,
+        grad_cam,
+        normalize_signed,
+        predict_top,
+        saliency,
+    )
     from .default_model import imagenet_labels, load_default_model
     from .images import load_image, sample_image, sample_image_names
     from .model_adapter import ModelAdapter, activations, layer_paths

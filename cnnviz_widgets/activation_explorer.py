@@ -173,7 +173,12 @@ class ActivationExplorer(widgets.VBox):
             layout=widgets.Layout(width="260px", display="none"),
         )
         self.input_view = widgets.Image(format="png", layout=widgets.Layout(max_width="320px"))
-        self.view = widgets.Image(format="png")
+        # The view may shrink to the room left beside the photo (a wide grid would otherwise
+        # run past the notebook's edge); it never grows beyond its own pixels.
+        self.view = widgets.Image(
+            format="png",
+            layout=widgets.Layout(min_width="0", flex="0 1 auto", object_fit="contain"),
+        )
         self.caption = widgets.HTML()
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.summary = widgets.Select(
@@ -240,7 +245,8 @@ class ActivationExplorer(widgets.VBox):
         )
         # Scoped styling: the summary's columns line up only in a fixed-width font.
         style = widgets.HTML(
-            "<style>.cnnviz-summary select { font-family: monospace; font-size: 12px; }</style>"
+            "<style>.cnnviz-summary select { font-family: monospace; font-size: 12px; }"
+            " .cnnviz-view { image-rendering: pixelated; }</style>"
         )
         return [style, controls, self.message, self.tabs, self.caption]
 

@@ -479,7 +479,12 @@ class ModelAdapter:
                 features, _ = self.forward(batch, paths)
                 return [tf.cast(f, tf.float32) for f in features]
 
-            return tf.function(outputs, input_signature=[self.input_spec()], reduce_retracing=True)
+            fn = tf.function(outputs, input_signature=[self.input_spec()], reduce_retracing=True)
+            # TensorFlow counts traces per Python function, not per tf.function object, so a
+            # sixth layer's first trace would be reported as "frequent retracing". Each of these
+            # functions is traced once; the warning would only mislead.
+            fn._omit_frequent_tracing_warning = True
+            return fn
 
         return self.traced(("activations", paths), build)
 

@@ -47,8 +47,14 @@ def test_newest_request_wins_and_stale_results_never_arrive(runner):
 
 def test_waiting_requests_are_dropped_for_the_newest(runner):
     done = []
-    gate = threading.Event()
-    runner.submit(lambda job: gate.wait(5) and "blocker", on_done=done.append)
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(job):
+        started.set()
+        return gate.wait(5) and "blocker"
+
+    runner.submit(blocker, on_done=done.append)
+    assert started.wait(5)  # the later requests must queue behind a running job
     skipped = [
         runner.submit(lambda job, i=i: f"skipped {i}", on_done=done.append) for i in range(5)
     ]
