@@ -19,6 +19,7 @@ import traitlets
 from . import render
 from .activation_cache import ActivationCache
 from .errors import CnnVizError, ImageConversionWarning, LayerError
+from .explorer_base import ExplorerBase
 from .images import image_key
 from .model_adapter import Preprocess, adapter_for
 
@@ -52,7 +53,7 @@ def _css(*names: str) -> list[str]:
     return [f"cnnviz-{name}" for name in names]
 
 
-class ActivationExplorer(widgets.VBox):
+class ActivationExplorer(ExplorerBase):
     """Browse the feature maps of ``model`` for ``image``: one channel, a grid, or their sum.
 
     Parameters
@@ -94,7 +95,6 @@ class ActivationExplorer(widgets.VBox):
     cmap = traitlets.Unicode("viridis", help="Matplotlib colormap name.")
     mode = traitlets.Enum(MODES, default_value="channel", help="'channel', 'grid' or 'sum'.")
     page = traitlets.Int(0, help="Grid page (64 channels a page).")
-    error = traitlets.Unicode("", help="The message shown when the last request failed.")
 
     def __init__(
         self,
@@ -113,8 +113,6 @@ class ActivationExplorer(widgets.VBox):
         self._notes: list[str] = []
         self._pixels = self._prepare(image)
         self._image_key = image_key(self._pixels)
-        self._rgb = np.zeros((1, 1, 3), np.uint8)
-        self._png = b""
         self._grid_layout: render.GridLayout | None = None
         self._suspended = True
         self._detail: _DetailFigure | None = None
@@ -339,12 +337,11 @@ class ActivationExplorer(widgets.VBox):
         except CnnVizError as exc:
             self._show_error(exc)
             return
-        self._rgb = rgb
-        self._png = render.encode_png(rgb)
+        self._show_picture(rgb, render.encode_png(rgb))
         with self.hold_sync(), self.view.hold_sync():
             self.view.value = self._png
             self.caption.value = caption
-            self._clear_error()
+            self._clear_error(self._notes)
             self.channel_slider.disabled = self.mode != "channel"
             self.page_slider.layout.display = (
                 "" if self.mode == "grid" and self.page_slider.max > 1 else "none"
@@ -423,49 +420,10 @@ class ActivationExplorer(widgets.VBox):
             return  # the message is already shown in the widget
         self.tabs.selected_index = 0
 
-    # ------------------------------------------------------------------ errors
-    def _show_error(self, exc: Exception) -> None:
-        self.error = str(exc)
-        self.message.value = (
-            f'<div class="cnnviz-error" style="color:#b00020">⚠ {html.escape(str(exc))}</div>'
-        )
-        self.message.layout.display = ""
-
-    def _clear_error(self) -> None:
-        notes = "".join(
-            f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(n)}</div>'
-            for n in self._notes
-        )
-        self.error = ""
-        self.message.value = notes
-        self.message.layout.display = "" if notes else "none"
-
-    # ------------------------------------------------------------------ results
-    @property
-    def rgb(self) -> np.ndarray:
-        """The current view as uint8 (H, W, 3) (a copy)."""
-        return self._rgb.copy()
-
-    @property
-    def png(self) -> bytes:
-        """The current view as PNG bytes."""
-        return self._png
-
     @property
     def grid_layout(self) -> render.GridLayout | None:
         """Where each channel sits in the grid picture (None outside grid mode)."""
         return self._grid_layout
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        # A static picture beside the live widget: saved notebooks show the view on GitHub and
-        # nbviewer, where no kernel runs.
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if self._png:
-            import base64
-
-            data["image/png"] = base64.b64encode(self._png).decode("ascii")
-        return bundle
 
 
 class _Suspend:

@@ -617,6 +617,11 @@ class ModelAdapter:
                 replacement = _pre_activation
         return ref, step, replacement
 
+    def class_count(self, output: int | str | None = None) -> int:
+        """How many classes the class-score output has (see :meth:`forward` for ``output``)."""
+        ref, _, _ = self._head(output)
+        return int(next(t for t in self._graph.outputs if id(t) == ref).shape[-1])
+
     def head_activation(self, output: int | str | None = None) -> str:
         """'softmax' or 'sigmoid': what turns the head's logits into probabilities.
 

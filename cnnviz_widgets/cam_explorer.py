@@ -1,0 +1,411 @@
+"""CamExplorer: which part of the image made the network say *this* class?
+
+The top predictions are a bqplot bar chart; clicking a bar picks the class, and the class
+activation map for it is laid over the photo. Maps are computed in a background worker (Score-CAM
+and SmoothGrad take a second or more; the newest request wins) and kept in the shared
+:class:`ActivationCache`, so coming back to a class, method or layer is instant.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from . import render
+from .activation_cache import ActivationCache
+from .activation_explorer import shared_cache
+from .background import Job, LatestWinsRunner
+from .class_activation import CAM_METHODS, grad_cam, predict_top, saliency
+from .errors import CnnVizError
+from .explorer_base import ExplorerBase
+from .images import image_key, load_image
+from .model_adapter import Preprocess, adapter_for
+
+#: Every map the explorer can show: (label in the picker, value of the ``method`` trait).
+METHOD_CHOICES = (
+    ("Grad-CAM", "gradcam"),
+    ("Grad-CAM++", "gradcam++"),
+    ("Score-CAM", "scorecam"),
+    ("LayerCAM", "layercam"),
+    ("Saliency (gradient)", "vanilla"),
+    ("SmoothGrad", "smoothgrad"),
+    ("Guided backprop", "guided_backprop"),
+    ("Guided Grad-CAM", "guided_gradcam"),
+)
+METHODS = tuple(value for _, value in METHOD_CHOICES)
+_METHOD_LABELS = {value: label for label, value in METHOD_CHOICES}
+# Methods that read a layer's feature maps (the others look at input pixels only).
+_LAYER_METHODS = (*CAM_METHODS, "guided_gradcam")
+
+COLORMAP_CHOICES = ("jet", "turbo", "inferno", "viridis", "magma", "gray", "RdBu_r")
+
+# Longest side of the overlay picture: photos are shown at up to this size.
+OVERLAY_MAX_SIDE = 480
+
+
+def _selection(selected: Any) -> list[int]:
+    """bqplot's ``selected`` (None or an index array) as a plain list."""
+    return [] if selected is None else [int(i) for i in np.asarray(selected).ravel()]
+
+
+def _css(control: widgets.Widget, name: str) -> None:
+    control.add_class(f"cnnviz-cam-{name}")
+
+
+class CamExplorer(ExplorerBase):
+    """Class activation maps over the photo, with the top predictions as a clickable bar chart.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Keras 3 classifier (its softmax, if any, is left out on the fly: gradients are taken
+        of the logits).
+    image : array, path or PIL image
+        The photo to explain.
+    labels : sequence of str, optional
+        Class names; ImageNet's for a 1000-class head by default.
+    k : int
+        How many top predictions the bar chart shows.
+    method : str
+        One of :data:`METHODS` (``"gradcam"`` by default).
+    layer : str, optional
+        Layer for the CAM methods; default: the deepest layer with a spatial map.
+    cmap, alpha
+        Colormap and opacity of the heat map over the photo.
+    output : int or str, optional
+        Which output is the classifier, for models with several outputs.
+    cache : ActivationCache, optional
+        Where maps are kept; default: the cache shared by all explorers.
+    preprocess : callable, optional
+        Preprocessing for models that do not include it.
+
+    Attributes
+    ----------
+    rgb, png
+        The current overlay as uint8 (H, W, 3) and as PNG bytes.
+    heatmap
+        The current map, float32 (H, W) in [0, 1] at the photo's resolution.
+
+    Examples
+    --------
+    >>> cam = CamExplorer(cv.load_default_model(), cv.sample_image("chelsea"))  # doctest: +SKIP
+    >>> cam.class_index = 281; cam.method = "layercam"                           # doctest: +SKIP
+    """
+
+    class_index = traitlets.Int(help="The class explained.")
+    method = traitlets.Enum(METHODS, default_value="gradcam", help="Which map.")
+    layer = traitlets.Unicode(help="Layer of the CAM methods.")
+    cmap = traitlets.Unicode("jet", help="Colormap of the heat map.")
+    alpha = traitlets.Float(0.5, help="Opacity of the heat map over the photo (0–1).")
+    busy = traitlets.Bool(False, help="True while a map is being computed.")
+
+    def __init__(
+        self,
+        model: Any,
+        image: Any,
+        labels: Any = None,
+        *,
+        k: int = 5,
+        method: str = "gradcam",
+        layer: str | None = None,
+        cmap: str = "jet",
+        alpha: float = 0.5,
+        output: int | str | None = None,
+        cache: ActivationCache | None = None,
+        preprocess: Preprocess | None = None,
+    ) -> None:
+        self._adapter = adapter_for(model, preprocess=preprocess)
+        self._cache = cache if cache is not None else shared_cache()
+        self._output = output
+        self._image = load_image(image)
+        self._image_key = image_key(self._image)
+        self._runner = LatestWinsRunner(name="cnnviz-cam")
+        self._photo = render.as_rgb_uint8(self._shown_photo(self._image))
+        self.top = predict_top(self._adapter, self._image, k=k, labels=labels, output=output)
+        self._labels = labels
+        self._n_classes = self._adapter.class_count(output)
+        self._heat: np.ndarray | None = None
+        self._show_picture(self._photo, b"")
+        self._suspended = True
+        self._build_controls()
+        super().__init__(children=self._layout_children())
+        self.add_class("cnnviz-cam-explorer")
+
+        self.class_index = self.top[0][0]
+        self.method = method
+        self.layer = layer if layer is not None else self._default_layer()
+        self.cmap = cmap
+        self.alpha = alpha
+        self._link_controls()
+        self._select_bar()  # class_index may equal the trait's default: no change event fired
+        self._suspended = False
+        self._refresh()
+
+    # ------------------------------------------------------------------ set-up
+    def _shown_photo(self, image: np.ndarray) -> np.ndarray:
+        from .images import resize_image
+
+        h, w = image.shape[:2]
+        scale = min(1.0, OVERLAY_MAX_SIDE / max(h, w))
+        self._overlay_size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        return image if scale == 1.0 else resize_image(image, self._overlay_size)
+
+    def _default_layer(self) -> str:
+        from .class_activation import default_cam_layer
+
+        return default_cam_layer(self._adapter)
+
+    def _build_controls(self) -> None:
+        from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
+
+        names = self._bar_names()
+        y_scale = LinearScale(min=0.0, max=1.0)
+        x_scale = OrdinalScale()
+        self.bars = Bars(
+            x=names, y=[p for _, _, p in self.top], scales={"x": x_scale, "y": y_scale},
+            orientation="horizontal", interactions={"click": "select"},
+            selected_style={"fill": "#e4572e"}, unselected_style={"opacity": 0.55},
+            colors=["#1f77b4"],
+        )  # fmt: skip
+        self.chart = Figure(
+            marks=[self.bars],
+            axes=[
+                Axis(scale=x_scale, side="left"),
+                Axis(scale=y_scale, side="bottom", tick_format=".0%", label="probability"),
+            ],
+            fig_margin={"top": 10, "bottom": 40, "left": 150, "right": 10},
+            layout=widgets.Layout(width="420px", height="240px"),
+            title="Top predictions — click a bar",
+        )
+        self.bars.observe(self._on_bar_click, names="selected")
+        self.class_picker = widgets.Combobox(
+            options=self._class_options(), placeholder="any class…", ensure_option=True,
+            description="Class", layout=widgets.Layout(width="320px"),
+        )  # fmt: skip
+        self.class_picker.observe(self._on_class_typed, names="value")
+        self.method_dropdown = widgets.Dropdown(options=list(METHOD_CHOICES), description="Method")
+        self.layer_dropdown = widgets.Dropdown(
+            options=self._adapter.layer_paths, description="Layer",
+            layout=widgets.Layout(width="360px"),
+        )  # fmt: skip
+        self.cmap_dropdown = widgets.Dropdown(
+            options=list(COLORMAP_CHOICES), description="Colormap"
+        )
+        self.alpha_slider = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="Opacity")
+        self.view = widgets.Image(
+            format="png", layout=widgets.Layout(min_width="0", flex="0 1 auto")
+        )
+        self.caption = widgets.HTML()
+        self.progress = widgets.HTML()
+        self.message = widgets.HTML(layout=widgets.Layout(display="none"))
+        for control, name in [
+            (self.chart, "chart"), (self.class_picker, "class"), (self.method_dropdown, "method"),
+            (self.layer_dropdown, "layer"), (self.cmap_dropdown, "cmap"),
+            (self.alpha_slider, "alpha"), (self.view, "view"), (self.caption, "caption"),
+            (self.message, "message"), (self.progress, "progress"),
+        ]:  # fmt: skip
+            _css(control, name)
+
+    def _bar_names(self) -> list[str]:
+        # bqplot needs distinct bar names; ImageNet has a few duplicate labels ("crane").
+        names = [label for _, label, _ in self.top]
+        return [
+            f"{label} ({index})" if names.count(label) > 1 else label
+            for (index, label, _) in self.top
+        ]
+
+    def _class_options(self) -> list[str]:
+        return [f"{i}: {self._label_of(i)}" for i in range(self._n_classes)]
+
+    def _label_of(self, index: int) -> str:
+        for i, label, _ in self.top:
+            if i == index:
+                return label
+        if self._labels is not None:
+            return str(self._labels[index])
+        if self._n_classes == 1000:
+            from .default_model import imagenet_labels
+
+            return imagenet_labels()[index]
+        return f"class {index}"
+
+    def _layout_children(self) -> list[widgets.Widget]:
+        controls = widgets.VBox(
+            [
+                self.class_picker,
+                self.method_dropdown,
+                self.layer_dropdown,
+                self.cmap_dropdown,
+                self.alpha_slider,
+                self.progress,
+            ]
+        )
+        top = widgets.HBox([self.chart, controls])
+        return [top, self.message, self.view, self.caption]
+
+    def _link_controls(self) -> None:
+        for name, control in [
+            ("method", self.method_dropdown), ("layer", self.layer_dropdown),
+            ("cmap", self.cmap_dropdown), ("alpha", self.alpha_slider),
+        ]:  # fmt: skip
+            widgets.link((self, name), (control, "value"))
+
+    # ------------------------------------------------------------------ trait rules
+    @traitlets.validate("class_index")
+    def _valid_class(self, proposal: dict) -> int:
+        index = int(proposal["value"])
+        count = self._n_classes
+        if not 0 <= index < count:
+            exc = CnnVizError(
+                f"class_index {index} is out of range: the model has {count} classes "
+                f"(0–{count - 1})."
+            )
+            self._show_error(exc)
+            raise exc
+        return index
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        try:
+            return self._adapter.resolve_layer(proposal["value"])
+        except CnnVizError as exc:
+            self._show_error(exc)
+            raise
+
+    @traitlets.validate("cmap")
+    def _valid_cmap(self, proposal: dict) -> str:
+        try:
+            render.colormap_lut(proposal["value"])
+        except CnnVizError as exc:
+            self._show_error(exc)
+            raise
+        if proposal["value"] not in self.cmap_dropdown.options:
+            self.cmap_dropdown.options = [*self.cmap_dropdown.options, proposal["value"]]
+        return proposal["value"]
+
+    @traitlets.validate("alpha")
+    def _valid_alpha(self, proposal: dict) -> float:
+        alpha = float(proposal["value"])
+        if not 0.0 <= alpha <= 1.0:
+            exc = CnnVizError(
+                f"alpha must be between 0 (photo only) and 1 (map only); got {alpha}."
+            )
+            self._show_error(exc)
+            raise exc
+        return alpha
+
+    @traitlets.observe("class_index")
+    def _on_class(self, change: dict) -> None:
+        self._select_bar()
+        self._refresh()
+
+    def _select_bar(self) -> None:
+        """Highlight the explained class's bar (none when it is not among the top k)."""
+        indexes = [i for i, _, _ in self.top]
+        selected = [indexes.index(self.class_index)] if self.class_index in indexes else []
+        if _selection(self.bars.selected) != selected:
+            self.bars.selected = selected or None
+
+    @traitlets.observe("method", "layer")
+    def _on_map_change(self, change: dict) -> None:
+        self.layer_dropdown.disabled = self.method not in _LAYER_METHODS
+        self._refresh()
+
+    @traitlets.observe("cmap", "alpha")
+    def _on_look_change(self, change: dict) -> None:
+        if self._heat is not None and not self._suspended:
+            self._draw(self._heat)
+
+    def _on_bar_click(self, change: dict) -> None:
+        selected = _selection(change["new"])
+        if len(selected) == 1:
+            self.class_index = self.top[int(selected[0])][0]
+
+    def _on_class_typed(self, change: dict) -> None:
+        value = change["new"]
+        if value:
+            self.class_index = int(value.split(":", 1)[0])
+
+    # ------------------------------------------------------------------ computing
+    def _key(self) -> tuple:
+        layer = self.layer if self.method in _LAYER_METHODS else None
+        return (self._adapter.key(), self._image_key, "cam", self.method, layer,
+                self.class_index, self._output)  # fmt: skip
+
+    def _compute(self, method: str, layer: str, class_index: int) -> np.ndarray:
+        if method in CAM_METHODS:
+            return grad_cam(
+                self._adapter, self._image, class_index, layer=layer, method=method,
+                output=self._output,
+            )  # fmt: skip
+        return saliency(
+            self._adapter, self._image, class_index, method=method,
+            layer=layer if method == "guided_gradcam" else None, output=self._output,
+        )  # fmt: skip
+
+    def _refresh(self) -> None:
+        if self._suspended:
+            return
+        key = self._key()
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._runner.cancel()
+            self.busy = False
+            self._draw(cached)
+            return
+        method, layer, class_index = self.method, self.layer, self.class_index
+        label = _METHOD_LABELS[method]
+        self.busy = True
+        self.progress.value = f'<span class="cnnviz-busy">⏳ computing {html.escape(label)}…</span>'
+
+        def work(job: Job) -> np.ndarray:
+            heat = self._compute(method, layer, class_index)
+            job.check()
+            return self._cache.put(key, heat)
+
+        def done(heat: np.ndarray) -> None:
+            self.busy = False
+            self.progress.value = ""
+            self._draw(heat)
+
+        def failed(exc: BaseException) -> None:
+            self.busy = False
+            self.progress.value = ""
+            self._show_error(exc)
+
+        self._runner.submit(work, on_done=done, on_error=failed)
+
+    def wait(self, timeout: float | None = 60) -> bool:
+        """Block until the map being computed is shown (for scripts and tests)."""
+        return self._runner.wait(timeout)
+
+    def _draw(self, heat: np.ndarray) -> None:
+        from .images import resize_image
+
+        self._heat = heat
+        shown = heat if heat.shape == self._overlay_size else resize_image(heat, self._overlay_size)
+        rgb = render.overlay(self._photo, np.clip(shown, 0, 1), cmap=self.cmap, alpha=self.alpha)
+        self._show_picture(rgb, render.encode_png(rgb))
+        label = html.escape(self._label_of(self.class_index))
+        where = f" · layer {html.escape(self.layer)}" if self.method in _LAYER_METHODS else ""
+        with self.hold_sync(), self.view.hold_sync():
+            self.view.value = self._png
+            self.caption.value = (
+                f"<b>{label}</b> (class {self.class_index}) · "
+                f"{html.escape(_METHOD_LABELS[self.method])}{where}"
+            )
+            self._clear_error()
+
+    @property
+    def heatmap(self) -> np.ndarray | None:
+        """The current map, float32 (H, W) in [0, 1] at the photo's own resolution."""
+        return self._heat
+
+    def close(self) -> None:
+        """Stop the background worker and close the widget."""
+        self._runner.close()
+        super().close()

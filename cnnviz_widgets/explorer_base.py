@@ -1,0 +1,65 @@
+"""What every explorer widget shares: its picture, its message line, a PNG for saved notebooks."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+
+class ExplorerBase(widgets.VBox):
+    """A VBox that shows one picture (``rgb``/``png``) and a message line for errors and notes.
+
+    Subclasses assign ``self.message`` (an ``HTML`` widget) and call :meth:`_show_picture`.
+    """
+
+    error = traitlets.Unicode("", help="The message shown when the last request failed.")
+
+    _rgb: np.ndarray = np.zeros((1, 1, 3), np.uint8)
+    _png: bytes = b""
+
+    def _show_picture(self, rgb: np.ndarray, png: bytes) -> None:
+        self._rgb = rgb
+        self._png = png
+
+    def _show_error(self, exc: BaseException) -> None:
+        """Show ``exc`` in the widget (the kernel keeps working; the last picture stays)."""
+        self.error = str(exc)
+        self.message.value = (
+            f'<div class="cnnviz-error" style="color:#b00020">⚠ {html.escape(str(exc))}</div>'
+        )
+        self.message.layout.display = ""
+
+    def _clear_error(self, notes: Sequence[str] = ()) -> None:
+        """Hide the error; keep showing ``notes`` (e.g. how the image was converted)."""
+        shown = "".join(
+            f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(note)}</div>'
+            for note in notes
+        )
+        self.error = ""
+        self.message.value = shown
+        self.message.layout.display = "" if shown else "none"
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The current view as uint8 (H, W, 3) (a copy)."""
+        return self._rgb.copy()
+
+    @property
+    def png(self) -> bytes:
+        """The current view as PNG bytes."""
+        return self._png
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # A static picture beside the live widget: saved notebooks show the view on GitHub and
+        # nbviewer, where no kernel runs.
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if self._png:
+            data["image/png"] = base64.b64encode(self._png).decode("ascii")
+        return bundle
