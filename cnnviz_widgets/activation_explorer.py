@@ -261,36 +261,21 @@ class ActivationExplorer(ExplorerBase):
     # ------------------------------------------------------------------ trait rules
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict) -> str:
-        try:
-            return self._adapter.resolve_layer(proposal["value"])
-        except CnnVizError as exc:
-            self._show_error(exc)
-            raise
+        return self._checked(lambda: self._adapter.resolve_layer(proposal["value"]))
 
     @traitlets.validate("channel")
     def _valid_channel(self, proposal: dict) -> int:
-        value = int(proposal["value"])
-        count = self._channel_count()
+        value, count = int(proposal["value"]), self._channel_count()
         if not 0 <= value < count:
-            exc = CnnVizError(
+            self._refuse(
                 f"Channel {value} is out of range: layer {self.layer!r} has {count} channels "
                 f"(0–{count - 1})."
             )
-            self._show_error(exc)
-            raise exc
         return value
 
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
-        name = proposal["value"]
-        try:
-            render.colormap_lut(name)
-        except CnnVizError as exc:
-            self._show_error(exc)
-            raise
-        if name not in self.cmap_dropdown.options:
-            self.cmap_dropdown.options = [*self.cmap_dropdown.options, name]
-        return name
+        return self._checked_colormap(proposal["value"], self.cmap_dropdown)
 
     @traitlets.validate("page")
     def _valid_page(self, proposal: dict) -> int:

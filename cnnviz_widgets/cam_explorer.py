@@ -20,7 +20,6 @@ from .activation_cache import ActivationCache
 from .activation_explorer import shared_cache
 from .background import Job, LatestWinsRunner
 from .class_activation import CAM_METHODS, grad_cam, predict_top, saliency
-from .errors import CnnVizError
 from .explorer_base import ExplorerBase
 from .images import image_key, load_image
 from .model_adapter import Preprocess, adapter_for
@@ -257,45 +256,27 @@ class CamExplorer(ExplorerBase):
     # ------------------------------------------------------------------ trait rules
     @traitlets.validate("class_index")
     def _valid_class(self, proposal: dict) -> int:
-        index = int(proposal["value"])
-        count = self._n_classes
+        index, count = int(proposal["value"]), self._n_classes
         if not 0 <= index < count:
-            exc = CnnVizError(
+            self._refuse(
                 f"class_index {index} is out of range: the model has {count} classes "
                 f"(0–{count - 1})."
             )
-            self._show_error(exc)
-            raise exc
         return index
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict) -> str:
-        try:
-            return self._adapter.resolve_layer(proposal["value"])
-        except CnnVizError as exc:
-            self._show_error(exc)
-            raise
+        return self._checked(lambda: self._adapter.resolve_layer(proposal["value"]))
 
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
-        try:
-            render.colormap_lut(proposal["value"])
-        except CnnVizError as exc:
-            self._show_error(exc)
-            raise
-        if proposal["value"] not in self.cmap_dropdown.options:
-            self.cmap_dropdown.options = [*self.cmap_dropdown.options, proposal["value"]]
-        return proposal["value"]
+        return self._checked_colormap(proposal["value"], self.cmap_dropdown)
 
     @traitlets.validate("alpha")
     def _valid_alpha(self, proposal: dict) -> float:
         alpha = float(proposal["value"])
         if not 0.0 <= alpha <= 1.0:
-            exc = CnnVizError(
-                f"alpha must be between 0 (photo only) and 1 (map only); got {alpha}."
-            )
-            self._show_error(exc)
-            raise exc
+            self._refuse(f"alpha must be between 0 (photo only) and 1 (map only); got {alpha}.")
         return alpha
 
     @traitlets.observe("class_index")

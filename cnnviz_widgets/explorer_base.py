@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
+
+from . import render
+from .errors import CnnVizError
+
+T = TypeVar("T")
 
 
 class ExplorerBase(widgets.VBox):
@@ -34,6 +39,27 @@ class ExplorerBase(widgets.VBox):
             f'<div class="cnnviz-error" style="color:#b00020">⚠ {html.escape(str(exc))}</div>'
         )
         self.message.layout.display = ""
+
+    def _checked(self, check: Callable[[], T]) -> T:
+        """Run a validation: a CnnVizError is shown in the widget, then raised to the caller."""
+        try:
+            return check()
+        except CnnVizError as exc:
+            self._show_error(exc)
+            raise
+
+    def _refuse(self, message: str) -> NoReturn:
+        """Show ``message`` in the widget and raise it as a CnnVizError."""
+        exc = CnnVizError(message)
+        self._show_error(exc)
+        raise exc
+
+    def _checked_colormap(self, name: str, picker: widgets.Dropdown) -> str:
+        """Validate a colormap name; a valid one missing from ``picker`` joins its options."""
+        self._checked(lambda: render.colormap_lut(name))
+        if name not in picker.options:
+            picker.options = [*picker.options, name]
+        return name
 
     def _clear_error(self, notes: Sequence[str] = ()) -> None:
         """Hide the error; keep showing ``notes`` (e.g. how the image was converted)."""
