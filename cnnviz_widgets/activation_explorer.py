@@ -35,6 +35,9 @@ MODES = ("channel", "grid", "sum")
 # blocks big enough to see, and a 112×112 map is shown at 2× with sharp pixels.
 VIEW_MIN_SIDE = 320
 GRID_TILE_MIN_SIDE = 48
+# Early layers have maps as large as half the image; a page of 64 of them is shown at most
+# this many pixels a tile (block-averaged), which keeps a page under ~1000 px wide.
+GRID_TILE_MAX_SIDE = 112
 GRID_COLUMNS = 8
 GRID_PAGE_SIZE = 64
 
@@ -354,7 +357,7 @@ class ActivationExplorer(ExplorerBase):
         channels = render.page_channels(count, self.page, GRID_PAGE_SIZE)
         rgb, layout = render.channel_grid(
             maps, channels, columns=min(GRID_COLUMNS, len(channels)), cmap=self.cmap,
-            tile_min_side=GRID_TILE_MIN_SIDE,
+            tile_min_side=GRID_TILE_MIN_SIDE, tile_max_side=GRID_TILE_MAX_SIDE,
         )  # fmt: skip
         self._grid_layout = layout
         pages = render.page_count(count, GRID_PAGE_SIZE)

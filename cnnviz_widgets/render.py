@@ -496,6 +496,7 @@ def channel_grid(
     cmap: str = "viridis",
     pad: int = 2,
     tile_min_side: int = 48,
+    tile_max_side: int | None = None,
     pad_value: int = 255,
 ) -> tuple[np.ndarray, GridLayout]:
     """Draw many channels of one layer as a grid of colormapped tiles.
@@ -516,6 +517,10 @@ def channel_grid(
         Pixels between tiles and around the border.
     tile_min_side : int
         Tiles are upscaled (nearest, integer factor) until their shorter side reaches this.
+    tile_max_side : int, optional
+        Maps whose longer side exceeds this are shrunk by the smallest integer factor that
+        fits, averaging each block of pixels: a page of 64 large early-layer maps would
+        otherwise make a picture several thousand pixels wide, slow to encode and send.
     pad_value : int
         Grey level 0–255 of the padding and empty tiles (255 = white).
 
@@ -559,6 +564,12 @@ def channel_grid(
         selected = array[:, :, first : first + n]
     else:
         selected = array[:, :, list(chosen)]
+    if tile_max_side is not None:
+        tile_max_side = _as_int(tile_max_side, "tile_max_side", minimum=1)
+        shrink = -(-max(height, width) // tile_max_side)
+        if shrink > 1:
+            selected = _block_mean(selected, shrink)
+            height, width = selected.shape[:2]
     # Colour at the small native size, then replicate pixels: cheaper than the other way round.
     index = _to_lut_index(normalize_channels(selected).transpose(2, 0, 1))  # (n, H, W)
     tiles = np.empty((rows * columns, height, width, 3), dtype=np.uint8)
@@ -596,6 +607,14 @@ def channel_grid(
     arranged = tiles.reshape(rows, columns, height, width, 3).transpose(0, 2, 1, 3, 4)
     view[...] = arranged[:, :, None, :, :, None, :]
     return grid, layout
+
+
+def _block_mean(maps: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink (H, W, C) maps by ``factor``, averaging factor×factor blocks (edges dropped)."""
+    height, width = max(1, maps.shape[0] // factor), max(1, maps.shape[1] // factor)
+    fy, fx = min(factor, maps.shape[0]), min(factor, maps.shape[1])
+    cropped = maps[: height * fy, : width * fx].astype(np.float32, copy=False)
+    return cropped.reshape(height, fy, width, fx, -1).mean(axis=(1, 3))
 
 
 def page_count(n_channels: int, per_page: int) -> int:

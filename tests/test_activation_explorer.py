@@ -14,6 +14,7 @@ from cnnviz_widgets import render
 from cnnviz_widgets.activation_cache import ActivationCache
 from cnnviz_widgets.activation_explorer import (
     GRID_COLUMNS,
+    GRID_TILE_MAX_SIDE,
     GRID_TILE_MIN_SIDE,
     VIEW_MIN_SIDE,
     ActivationExplorer,
@@ -70,7 +71,7 @@ def test_grid_mode_shows_every_channel_and_a_click_opens_one(explorer, tiny_func
     maps = activations(tiny_functional, rgb16, "conv2")
     want, layout = render.channel_grid(
         maps, range(6), columns=min(GRID_COLUMNS, 6), cmap="viridis",
-        tile_min_side=GRID_TILE_MIN_SIDE,
+        tile_min_side=GRID_TILE_MIN_SIDE, tile_max_side=GRID_TILE_MAX_SIDE,
     )  # fmt: skip
     np.testing.assert_array_equal(explorer.rgb, want)
     assert explorer.grid_layout == layout

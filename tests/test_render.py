@@ -547,3 +547,21 @@ def test_end_to_end_map_to_png():
     lut = colormap_lut("viridis")
     i, j = np.unravel_index(np.argmax(x), x.shape)
     assert decoded[i * 4 + 3, j * 4].tolist() == lut[255].tolist()
+
+
+def test_channel_grid_shrinks_large_maps_by_block_means() -> None:
+    maps = np.arange(8 * 12 * 2, dtype=np.float32).reshape(8, 12, 2)
+    grid, layout = channel_grid(
+        maps, columns=2, pad=0, tile_min_side=1, tile_max_side=6, cmap="gray"
+    )
+    assert (layout.tile_height, layout.tile_width) == (4, 6)  # 12 wide → shrunk by 2
+    means = maps.reshape(4, 2, 6, 2, 2).mean(axis=(1, 3))
+    want = apply_colormap(normalize_channels(means[:, :, 1]), "gray")
+    np.testing.assert_array_equal(grid[:, 6:12], want)
+
+
+def test_channel_grid_leaves_maps_within_the_maximum_alone() -> None:
+    maps = np.random.default_rng(0).random((6, 6, 3)).astype(np.float32)
+    shrunk, _ = channel_grid(maps, tile_min_side=1, tile_max_side=6)
+    plain, _ = channel_grid(maps, tile_min_side=1)
+    np.testing.assert_array_equal(shrunk, plain)
