@@ -575,7 +575,73 @@ def channel_grid(
     tiles = np.empty((rows * columns, height, width, 3), dtype=np.uint8)
     np.take(colormap_lut(cmap), index, axis=0, out=tiles[:n])
     tiles[n:] = pad_value
+    return _lay_out(tiles, chosen, columns, rows, pad, tile_min_side, pad_value)
 
+
+def image_grid(
+    images: np.ndarray,
+    labels: Sequence[int] | None = None,
+    *,
+    columns: int | None = None,
+    pad: int = 2,
+    tile_min_side: int = 48,
+    pad_value: int = 255,
+) -> tuple[np.ndarray, GridLayout]:
+    """Lay out colour pictures (e.g. filter-ascent results) as a grid, like :func:`channel_grid`.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        ``(N, H, W, 3)`` uint8, or float in [0, 1].
+    labels : sequence of int, optional
+        What each tile stands for (``layout.tile_at`` returns it); default ``0..N-1``.
+    columns, pad, tile_min_side, pad_value
+        As in :func:`channel_grid`.
+
+    Examples
+    --------
+    >>> grid, layout = image_grid(np.zeros((3, 8, 8, 3)), [5, 6, 7], columns=3, tile_min_side=8)
+    >>> grid.shape, layout.channels
+    ((12, 32, 3), (5, 6, 7))
+    """
+    array = np.asarray(images)
+    if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
+        raise CnnVizError(f"images must be (N, H, W, 3) with N, H, W ≥ 1; got shape {array.shape}.")
+    n, height, width, _ = array.shape
+    chosen = tuple(range(n)) if labels is None else tuple(int(c) for c in labels)
+    if len(chosen) != n:
+        raise CnnVizError(f"{len(chosen)} labels for {n} images; give one label per image.")
+    pad = _as_int(pad, "pad", minimum=0)
+    pad_value = _as_int(pad_value, "pad_value", minimum=0)
+    columns = _as_int(math.ceil(math.sqrt(n)) if columns is None else columns, "columns", minimum=1)
+    rows = -(-n // columns)
+    tiles = np.full((rows * columns, height, width, 3), pad_value, dtype=np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        tiles[:n] = np.round(np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0)
+    else:
+        tiles[:n] = np.clip(array, 0, 255)
+    return _lay_out(
+        tiles,
+        chosen,
+        columns,
+        rows,
+        pad,
+        _as_int(tile_min_side, "tile_min_side", minimum=1),
+        pad_value,
+    )
+
+
+def _lay_out(
+    tiles: np.ndarray,
+    chosen: tuple[int, ...],
+    columns: int,
+    rows: int,
+    pad: int,
+    tile_min_side: int,
+    pad_value: int,
+) -> tuple[np.ndarray, GridLayout]:
+    """Place ``rows * columns`` uint8 tiles (padding tiles included) on one padded canvas."""
+    _, height, width, _ = tiles.shape
     k = _upscale_factor(height, width, tile_min_side)
     layout = GridLayout(
         channels=chosen,

@@ -23,6 +23,7 @@ from cnnviz_widgets.render import (
     colormap_lut,
     colormap_names,
     encode_png,
+    image_grid,
     normalize_channels,
     overlay,
     page_channels,
@@ -565,3 +566,23 @@ def test_channel_grid_leaves_maps_within_the_maximum_alone() -> None:
     shrunk, _ = channel_grid(maps, tile_min_side=1, tile_max_side=6)
     plain, _ = channel_grid(maps, tile_min_side=1)
     np.testing.assert_array_equal(shrunk, plain)
+
+
+def test_image_grid_places_colour_pictures_and_maps_clicks_to_labels() -> None:
+    images = np.zeros((3, 4, 4, 3), dtype=np.float32)
+    images[1, :, :, 0] = 1.0  # red
+    images[2] = 0.5
+    grid, layout = image_grid(images, [10, 11, 12], columns=2, pad=1, tile_min_side=8)
+    assert (layout.rows, layout.columns, layout.tile_height) == (2, 2, 8)
+    assert grid.shape == (1 + 2 * 9, 1 + 2 * 9, 3)
+    np.testing.assert_array_equal(grid[1:9, 10:18], np.broadcast_to([255, 0, 0], (8, 8, 3)))
+    np.testing.assert_array_equal(grid[10:18, 1:9], np.full((8, 8, 3), 128))
+    np.testing.assert_array_equal(grid[10:18, 10:18], np.full((8, 8, 3), 255))  # empty tile
+    assert layout.tile_at(13, 4) == 11 and layout.tile_at(0, 0) is None
+
+
+def test_image_grid_refuses_wrong_shapes_and_label_counts() -> None:
+    with pytest.raises(CnnVizError, match=r"images must be \(N, H, W, 3\) with N, H, W ≥ 1; got shape \(4, 4, 3\)"):
+        image_grid(np.zeros((4, 4, 3)))
+    with pytest.raises(CnnVizError, match="2 labels for 3 images; give one label per image"):
+        image_grid(np.zeros((3, 4, 4, 3)), [1, 2])
