@@ -307,9 +307,6 @@ class ActivationExplorer(ExplorerBase):
     def _on_view_change(self, change: dict) -> None:
         self._refresh()
 
-    def _held(self) -> _Suspend:
-        return _Suspend(self)
-
     def _channel_count(self) -> int:
         return int(self._activations().shape[-1])
 
@@ -412,21 +409,6 @@ class ActivationExplorer(ExplorerBase):
     def grid_layout(self) -> render.GridLayout | None:
         """Where each channel sits in the grid picture (None outside grid mode)."""
         return self._grid_layout
-
-
-class _Suspend:
-    """Batch several trait changes into one redraw."""
-
-    def __init__(self, explorer: ActivationExplorer) -> None:
-        self.explorer = explorer
-        self.previous = False
-
-    def __enter__(self) -> None:
-        self.previous = self.explorer._suspended
-        self.explorer._suspended = True
-
-    def __exit__(self, *exc: Any) -> None:
-        self.explorer._suspended = self.previous
 
 
 class _DetailFigure:

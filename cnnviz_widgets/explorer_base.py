@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import ipywidgets as widgets
@@ -27,6 +28,18 @@ class ExplorerBase(widgets.VBox):
 
     _rgb: np.ndarray = np.zeros((1, 1, 3), np.uint8)
     _png: bytes = b""
+    # True while the explorer is being set up or several traits change together: observers
+    # then skip their redraw, and one redraw follows at the end.
+    _suspended: bool = True
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """Change several traits with one redraw at the end instead of one per change."""
+        previous, self._suspended = self._suspended, True
+        try:
+            yield
+        finally:
+            self._suspended = previous
 
     def _show_picture(self, rgb: np.ndarray, png: bytes) -> None:
         self._rgb = rgb
