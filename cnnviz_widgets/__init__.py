@@ -29,6 +29,9 @@ _LAZY: dict[str, str] = {
     "activations": "model_adapter",
     "ActivationCache": "activation_cache",
     "ActivationExplorer": "activation_explorer",
+    "CamExplorer": "cam_explorer",
+    "FilterExplorer": "filter_explorer",
+    "Explorer": "explorer",
     "predict_top": "class_activation",
     "grad_cam": "class_activation",
     "saliency": "class_activation",
@@ -40,6 +43,9 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "ActivationCache",
     "ActivationExplorer",
+    "CamExplorer",
+    "Explorer",
+    "FilterExplorer",
     "ModelAdapter",
     "activations",
     "deconvnet",
@@ -59,6 +65,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation_cache import ActivationCache
     from .activation_explorer import ActivationExplorer
+    from .cam_explorer import CamExplorer
     from .class_activation import (
         deconvnet,
         default_cam_layer,
@@ -68,6 +75,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         saliency,
     )
     from .default_model import imagenet_labels, load_default_model
+    from .explorer import Explorer
+    from .filter_explorer import FilterExplorer
     from .images import load_image, sample_image, sample_image_names
     from .model_adapter import ModelAdapter, activations, layer_paths
 

@@ -21,6 +21,7 @@ from .activation_cache import ActivationCache
 from .errors import CnnVizError, ImageConversionWarning, LayerError
 from .explorer_base import ExplorerBase
 from .images import image_key
+from .layer_summary import LayerSummary
 from .model_adapter import Preprocess, adapter_for
 
 #: The colormaps offered in the picker; any other matplotlib name can still be set from Python.
@@ -182,17 +183,13 @@ class ActivationExplorer(ExplorerBase):
         )
         self.caption = widgets.HTML()
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.summary = widgets.Select(
-            options=self._summary_rows(), rows=12,
-            layout=widgets.Layout(width="100%"),
-        )  # fmt: skip
-        self.summary.value = None
+        self.summary = LayerSummary(self._adapter, self._on_summary_pick)
 
         for control, name in [
             (self.layer_dropdown, "layer"), (self.channel_slider, "channel"),
             (self.cmap_dropdown, "cmap"), (self.mode_buttons, "mode"), (self.page_slider, "page"),
             (self.input_view, "input"), (self.view, "view"), (self.caption, "caption"),
-            (self.message, "message"), (self.summary, "summary"),
+            (self.message, "message"),
         ]:  # fmt: skip
             for css_class in _css(name):
                 control.add_class(css_class)
@@ -210,7 +207,6 @@ class ActivationExplorer(ExplorerBase):
             (self.page_slider, "value"),
             transform=(lambda p: p + 1, lambda v: v - 1),
         )
-        self.summary.observe(self._on_summary_pick, names="value")
         self._watch_clicks()
 
     def _watch_clicks(self) -> None:
@@ -244,22 +240,9 @@ class ActivationExplorer(ExplorerBase):
                 widgets.HBox([self.channel_slider, self.cmap_dropdown, self.page_slider]),
             ]
         )
-        # Scoped styling: the summary's columns line up only in a fixed-width font.
-        style = widgets.HTML(
-            "<style>.cnnviz-summary select { font-family: monospace; font-size: 12px; }"
-            " .cnnviz-view { image-rendering: pixelated; }</style>"
-        )
+        # Sharp pixels when the browser scales the view down to fit.
+        style = widgets.HTML("<style>.cnnviz-view { image-rendering: pixelated; }</style>")
         return [style, controls, self.message, self.tabs, self.caption]
-
-    def _summary_rows(self) -> list[tuple[str, str]]:
-        rows = []
-        for info in self._adapter.layers:
-            shape = "×".join("?" if d is None else str(d) for d in info.output_shape)
-            name = "  " * info.depth + info.path.rsplit("/", 1)[-1]
-            rows.append(
-                (f"{name:<34} {info.class_name:<22} {shape:<16} {info.params:>10,}", info.path)
-            )
-        return rows
 
     # ------------------------------------------------------------------ trait rules
     @traitlets.validate("layer")
@@ -395,10 +378,7 @@ class ActivationExplorer(ExplorerBase):
                 self.mode = "channel"
             self._refresh()
 
-    def _on_summary_pick(self, change: dict) -> None:
-        path = change["new"]
-        if path is None:
-            return
+    def _on_summary_pick(self, path: str) -> None:
         try:
             self.layer = path
         except LayerError:

@@ -99,6 +99,6 @@ class ExplorerBase(widgets.VBox):
         # nbviewer, where no kernel runs.
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if self._png:
-            data["image/png"] = base64.b64encode(self._png).decode("ascii")
+        if self.png:
+            data["image/png"] = base64.b64encode(self.png).decode("ascii")
         return bundle

@@ -151,19 +151,19 @@ def test_unknown_colormap_is_refused_and_extra_names_join_the_picker(explorer):
 
 
 def test_summary_lists_every_layer_and_picking_one_opens_it(explorer):
-    labels = [label for label, _ in explorer.summary.options]
-    assert [path for _, path in explorer.summary.options] == [
+    labels = [label for label, _ in explorer.summary.table.options]
+    assert [path for _, path in explorer.summary.table.options] == [
         "conv1", "relu1", "pool1", "conv2", "gap", "probs",
     ]  # fmt: skip
     assert labels[0].split()[:3] == ["conv1", "Conv2D", "16×16×4"]
     assert labels[0].split()[-1] == "112"  # 3·3·3·4 + 4 parameters
     explorer.tabs.selected_index = 2
-    explorer.summary.value = "conv2"
+    explorer.summary.table.value = "conv2"
     assert explorer.layer == "conv2" and explorer.tabs.selected_index == 0
 
 
 def test_picking_a_dense_layer_in_the_summary_explains_instead_of_crashing(explorer):
-    explorer.summary.value = "probs"  # no exception reaches the caller (the browser)
+    explorer.summary.table.value = "probs"  # no exception reaches the caller (the browser)
     assert "Layer &#x27;probs&#x27; (Dense)" in explorer.message.value
     assert explorer.layer == "pool1"
 

@@ -582,7 +582,9 @@ def test_image_grid_places_colour_pictures_and_maps_clicks_to_labels() -> None:
 
 
 def test_image_grid_refuses_wrong_shapes_and_label_counts() -> None:
-    with pytest.raises(CnnVizError, match=r"images must be \(N, H, W, 3\) with N, H, W ≥ 1; got shape \(4, 4, 3\)"):
+    with pytest.raises(
+        CnnVizError, match=r"images must be \(N, H, W, 3\) with N, H, W ≥ 1; got shape \(4, 4, 3\)"
+    ):
         image_grid(np.zeros((4, 4, 3)))
     with pytest.raises(CnnVizError, match="2 labels for 3 images; give one label per image"):
         image_grid(np.zeros((3, 4, 4, 3)), [1, 2])
