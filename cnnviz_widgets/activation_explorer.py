@@ -20,6 +20,7 @@ from . import render
 from .activation_cache import ActivationCache
 from .errors import CnnVizError, ImageConversionWarning, LayerError
 from .explorer_base import ExplorerBase
+from .export import Section
 from .images import image_key
 from .layer_summary import LayerSummary
 from .model_adapter import Preprocess, adapter_for
@@ -384,6 +385,12 @@ class ActivationExplorer(ExplorerBase):
         except LayerError:
             return  # the message is already shown in the widget
         self.tabs.selected_index = 0
+
+    # ------------------------------------------------------------------ results
+    _exported_traits = ("layer", "channel", "cmap", "mode", "page")
+
+    def _export_sections(self) -> list[Section]:
+        return [Section("Input image", self.input_view.value), *super()._export_sections()]
 
     @property
     def grid_layout(self) -> render.GridLayout | None:

@@ -21,6 +21,7 @@ from .activation_explorer import shared_cache
 from .background import Job, LatestWinsRunner
 from .class_activation import CAM_METHODS, grad_cam, predict_top, saliency
 from .explorer_base import ExplorerBase
+from .export import Section
 from .images import image_key, load_image
 from .model_adapter import Preprocess, adapter_for
 
@@ -380,6 +381,14 @@ class CamExplorer(ExplorerBase):
                 f"{html.escape(_METHOD_LABELS[self.method])}{where}"
             )
             self._clear_error()
+
+    _exported_traits = ("class_index", "method", "layer", "cmap", "alpha")
+
+    def _export_sections(self) -> list[Section]:
+        sections = super()._export_sections()
+        sections[0].table = [(i, label, f"{p:.1%}") for i, label, p in self.top]
+        sections[0].header = ("class", "label", "probability")
+        return sections
 
     @property
     def heatmap(self) -> np.ndarray | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import os
+import re
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import ipywidgets as widgets
@@ -14,6 +17,7 @@ import traitlets
 
 from . import render
 from .errors import CnnVizError
+from .export import Section, html_page, write_file
 
 T = TypeVar("T")
 
@@ -94,6 +98,33 @@ class ExplorerBase(widgets.VBox):
         """The current view as PNG bytes."""
         return self._png
 
+    # ------------------------------------------------------------------ export
+    #: Traits whose values an HTML export lists (each explorer names its own).
+    _exported_traits: tuple[str, ...] = ()
+
+    def _export_sections(self) -> list[Section]:
+        """What an HTML export shows; by default the current picture and its caption."""
+        caption = getattr(self, "caption", None)
+        return [Section("View", self.png, _plain_text(caption.value) if caption else "")]
+
+    def _export_title(self) -> str:
+        model = getattr(getattr(self, "_adapter", None), "model", None)
+        return f"{type(self).__name__} · {model.name}" if model is not None else type(self).__name__
+
+    def export_png(self, path: str | os.PathLike[str]) -> Path:
+        """Write the current view to a PNG file; returns its path."""
+        if not self.png:
+            raise CnnVizError("Nothing is shown yet (the first picture is still being computed).")
+        return write_file(path, self.png)
+
+    def export_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write a standalone HTML page of the current views and control values.
+
+        The page needs no kernel and no internet: pictures are embedded, names are escaped.
+        """
+        state = {name: getattr(self, name) for name in self._exported_traits}
+        return write_file(path, html_page(self._export_title(), self._export_sections(), state))
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # A static picture beside the live widget: saved notebooks show the view on GitHub and
         # nbviewer, where no kernel runs.
@@ -102,3 +133,8 @@ class ExplorerBase(widgets.VBox):
         if self.png:
             data["image/png"] = base64.b64encode(self.png).decode("ascii")
         return bundle
+
+
+def _plain_text(markup: str) -> str:
+    """A caption's HTML as plain text (tags dropped, entities decoded) for re-escaping."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
