@@ -196,8 +196,11 @@ class CamExplorer(ExplorerBase):
             options=list(COLORMAP_CHOICES), description="Colormap"
         )
         self.alpha_slider = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="Opacity")
+        # In a column a picture is stretched to the full width unless it aligns to the start;
+        # it may still shrink to fit a narrow notebook, keeping its proportions.
         self.view = widgets.Image(
-            format="png", layout=widgets.Layout(min_width="0", flex="0 1 auto")
+            format="png",
+            layout=widgets.Layout(align_self="flex-start", max_width="100%", object_fit="contain"),
         )
         self.caption = widgets.HTML()
         self.progress = widgets.HTML()

@@ -916,8 +916,13 @@ def _build_deconvnet(adapter: ModelAdapter, path: str, keep: str) -> Any:
         chosen = activation[..., channel]  # (N, h, w)
         if keep == "max":
             # Zeiler & Fergus project single strong activations: keep only the largest one.
+            # ReLU6 saturates: dozens of positions can tie at exactly 6, and argmax would take
+            # the first in reading order (often a corner). A small share of the 3×3
+            # neighbourhood mean breaks ties toward the centre of the strongest region.
+            around = tf.nn.avg_pool2d(chosen[..., tf.newaxis], 3, 1, "SAME")[..., 0]
+            score = tf.reshape(chosen + 1e-3 * around, (tf.shape(chosen)[0], -1))
             flat = tf.reshape(chosen, (tf.shape(chosen)[0], -1))
-            strongest = tf.one_hot(tf.argmax(flat, axis=-1), tf.shape(flat)[1], dtype=tf.float32)
+            strongest = tf.one_hot(tf.argmax(score, axis=-1), tf.shape(flat)[1], dtype=tf.float32)
             seed_map = tf.nn.relu(tf.reshape(flat * strongest, tf.shape(chosen)))
         else:
             seed_map = tf.nn.relu(chosen)

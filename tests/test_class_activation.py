@@ -666,3 +666,21 @@ def test_default_model_predicts_chelsea_and_checks_class_range(default_model):
         CnnVizError, match=r"class_index 1200 is out of range: the model has 1000 classes \(0–999\)"
     ):
         grad_cam(default_model, sample_image("chelsea"), 1200)
+
+
+def test_deconvnet_max_breaks_relu6_ties_toward_the_strongest_region(keras):
+    """Saturated ReLU6 maps tie at 6.0 in many places; the kept one is a blob's centre."""
+    from cnnviz_widgets.class_activation import deconvnet
+
+    inputs = keras.Input((9, 9, 1))
+    x = keras.layers.Conv2D(1, 1, use_bias=False, name="identity")(inputs)
+    x = keras.layers.ReLU(max_value=6.0, name="relu6")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    model.get_layer("identity").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    image = np.zeros((9, 9), np.float32)
+    image[0, 0] = 200.0  # saturates alone, first in reading order
+    image[4:7, 4:7] = 200.0  # a saturated 3×3 blob centred at (5, 5)
+    projection = deconvnet(model, image, "relu6", 0, keep="max")
+    assert projection.shape == (9, 9, 1)
+    nonzero = np.argwhere(projection[:, :, 0] != 0)
+    assert nonzero.tolist() == [[5, 5]]
