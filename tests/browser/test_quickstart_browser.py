@@ -25,7 +25,8 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = "00_quickstart.ipynb"
 SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
 
-EXPLORER = ".cnnviz-activation-explorer"
+# The standalone explorer; the Explorer cell at the end holds a second one in its first tab.
+EXPLORER = ".cnnviz-activation-explorer:not(.cnnviz-explorer .cnnviz-activation-explorer)"
 # ipywidgets puts a widget's CSS classes on its own element: for Image that is the <img> itself.
 VIEW = f"{EXPLORER} img.cnnviz-view"
 LAYER_SELECT = f"{EXPLORER} .cnnviz-layer select"
