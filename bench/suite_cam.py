@@ -445,15 +445,3 @@ def run(quick: bool = False) -> SuiteResult:
         "plan": plan.__dict__,
     }
     return SuiteResult(NAME, DESCRIPTION, figures, context, time.perf_counter() - start)
-
-
-if __name__ == "__main__":  # also runnable alone; bench/run.py --suite cam saves the JSON
-    import os
-    import sys
-    from pathlib import Path
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
-    from report import format_table
-
-    print(format_table(run(quick="--quick" in sys.argv[1:])))

@@ -246,20 +246,6 @@ class ActivationExplorer(ExplorerBase):
         return [style, controls, self.message, self.tabs, self.caption]
 
     # ------------------------------------------------------------------ trait rules
-    @traitlets.validate("layer")
-    def _valid_layer(self, proposal: dict) -> str:
-        return self._checked(lambda: self._adapter.resolve_layer(proposal["value"]))
-
-    @traitlets.validate("channel")
-    def _valid_channel(self, proposal: dict) -> int:
-        value, count = int(proposal["value"]), self._channel_count()
-        if not 0 <= value < count:
-            self._refuse(
-                f"Channel {value} is out of range: layer {self.layer!r} has {count} channels "
-                f"(0–{count - 1})."
-            )
-        return value
-
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
         return self._checked_colormap(proposal["value"], self.cmap_dropdown)

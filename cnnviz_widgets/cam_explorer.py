@@ -268,10 +268,6 @@ class CamExplorer(ExplorerBase):
             )
         return index
 
-    @traitlets.validate("layer")
-    def _valid_layer(self, proposal: dict) -> str:
-        return self._checked(lambda: self._adapter.resolve_layer(proposal["value"]))
-
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
         return self._checked_colormap(proposal["value"], self.cmap_dropdown)

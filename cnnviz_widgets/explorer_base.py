@@ -71,6 +71,30 @@ class ExplorerBase(widgets.VBox):
         self._show_error(exc)
         raise exc
 
+    # Explorers with a ``layer`` (and a ``channel``) trait share these rules; traitlets applies
+    # a base class's validators to the traits its subclasses declare.
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        return self._checked_layer(proposal["value"])
+
+    @traitlets.validate("channel")
+    def _valid_channel(self, proposal: dict) -> int:
+        return self._checked_channel(proposal["value"])
+
+    def _checked_layer(self, name: str) -> str:
+        """A layer name resolved to its path by the explorer's adapter, or the error shown."""
+        return self._checked(lambda: self._adapter.resolve_layer(name))
+
+    def _checked_channel(self, value: int) -> int:
+        """``value`` if the current layer has that channel, else the range is shown and raised."""
+        value, count = int(value), self._channel_count()
+        if not 0 <= value < count:
+            self._refuse(
+                f"Channel {value} is out of range: layer {self.layer!r} has {count} channels "
+                f"(0–{count - 1})."
+            )
+        return value
+
     def _checked_colormap(self, name: str, picker: widgets.Dropdown) -> str:
         """Validate a colormap name; a valid one missing from ``picker`` joins its options."""
         self._checked(lambda: render.colormap_lut(name))

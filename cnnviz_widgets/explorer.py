@@ -1,0 +1,137 @@
+"""Explorer: every view of one model and one image, in tabs that share one cache and one adapter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from .activation_cache import ActivationCache
+from .activation_explorer import ActivationExplorer, shared_cache
+from .explorer_base import ExplorerBase
+from .export import Section
+from .layer_summary import LayerSummary
+from .model_adapter import Preprocess, adapter_for
+
+TABS = ("Activations", "Filters", "Class activation", "Summary")
+
+
+class Explorer(ExplorerBase):
+    """One widget for a model and an image: activations, filters, class activation, summary.
+
+    The tabs share one model adapter (traced functions) and one cache (feature maps, class
+    maps), so switching tabs recomputes nothing. The Filters and Class activation tabs are built
+    the first time they are opened: filter ascent is seconds of work nobody asked for yet.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any Keras 3 CNN with one image input; a classifier head for the class-activation tab.
+    image : array, path or PIL image
+        The photo to look at.
+    labels : sequence of str, optional
+        Class names (ImageNet's for a 1000-class head by default).
+    preprocess : callable, optional
+        Preprocessing for models that do not include it.
+    cache : ActivationCache, optional
+        Default: the cache shared by all explorers.
+
+    Attributes
+    ----------
+    activations : ActivationExplorer
+    filters : FilterExplorer or None (until its tab is opened)
+    cam : CamExplorer or None (until its tab is opened)
+
+    Examples
+    --------
+    >>> import cnnviz_widgets as cv
+    >>> cv.Explorer(cv.load_default_model(), cv.sample_image("chelsea"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        image: Any,
+        *,
+        labels: Any = None,
+        preprocess: Preprocess | None = None,
+        cache: ActivationCache | None = None,
+    ) -> None:
+        self._adapter = adapter_for(model, preprocess=preprocess)
+        self._cache = cache if cache is not None else shared_cache()
+        self._image = image
+        self._labels = labels
+        self.activations = ActivationExplorer(self._adapter, image, cache=self._cache)
+        self.filters = None
+        self.cam = None
+        self.summary = LayerSummary(self._adapter, self._open_layer)
+        self._filters_box = widgets.VBox()
+        self._cam_box = widgets.VBox()
+        self.tabs = widgets.Tab(
+            children=[self.activations, self._filters_box, self._cam_box, self.summary]
+        )
+        for index, title in enumerate(TABS):
+            self.tabs.set_title(index, title)
+        self.tabs.add_class("cnnviz-explorer-tabs")
+        self.tabs.observe(self._on_tab, names="selected_index")
+        super().__init__([self.tabs])
+        self.add_class("cnnviz-explorer")
+
+    def _on_tab(self, change: dict) -> None:
+        tab = change["new"]
+        if tab == 1 and self.filters is None:
+            from .filter_explorer import FilterExplorer
+
+            self.filters = FilterExplorer(self._adapter, layer=self.activations.layer)
+            self._filters_box.children = [self.filters]
+        elif tab == 2 and self.cam is None:
+            from .cam_explorer import CamExplorer
+
+            self.cam = CamExplorer(
+                self._adapter, self._image, labels=self._labels, cache=self._cache
+            )
+            self._cam_box.children = [self.cam]
+
+    def _open_layer(self, path: str) -> None:
+        """Summary pick: show that layer's activations."""
+        self.tabs.selected_index = 0
+        try:
+            self.activations.layer = path
+        except ValueError:
+            pass  # not a feature map: the activations tab already shows why
+
+    @property
+    def current(self) -> Any:
+        """The view in the selected tab (None for a tab not built yet)."""
+        return [self.activations, self.filters, self.cam, None][self.tabs.selected_index or 0]
+
+    @property
+    def png(self) -> bytes:
+        """PNG of the selected tab's picture (the activations view for the summary tab)."""
+        return (self.current or self.activations).png
+
+    @property
+    def rgb(self) -> Any:
+        """The selected tab's picture as uint8 (H, W, 3)."""
+        return (self.current or self.activations).rgb
+
+    def _export_sections(self) -> list[Section]:
+        sections = []
+        for title, view in zip(TABS, (self.activations, self.filters, self.cam), strict=False):
+            if view is not None:
+                for section in view._export_sections():
+                    section.heading = f"{title}: {section.heading}"
+                    sections.append(section)
+        rows = [(info.path, info.class_name, info.output_shape, info.params)
+                for info in self._adapter.layers]  # fmt: skip
+        sections.append(
+            Section("Summary", table=rows, header=("layer", "class", "output", "params"))
+        )
+        return sections
+
+    def close(self) -> None:
+        """Close every tab, stopping background work."""
+        for view in (self.filters, self.cam, self.activations):
+            if view is not None:
+                view.close()
+        super().close()
