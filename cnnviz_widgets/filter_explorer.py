@@ -18,6 +18,7 @@ import traitlets
 
 from . import render
 from .background import Job, LatestWinsRunner
+from .errors import CnnVizError
 from .explorer_base import ExplorerBase
 from .filter_ascent import DEFAULT_STEPS, default_steps, filter_ascent
 from .model_adapter import Preprocess, adapter_for
@@ -73,6 +74,10 @@ class FilterExplorer(ExplorerBase):
     steps = traitlets.Int(DEFAULT_STEPS, help="Optimisation steps.")
     tv = traitlets.Float(1.0, help="Total-variation penalty (smoothness).")
     param = traitlets.Enum(("fft", "pixel"), default_value="fft", help="Image parametrisation.")
+    show = traitlets.Enum(
+        ("ascent", "kernels"), default_value="ascent",
+        help="'ascent': images that excite each channel; 'kernels': the layer's conv weights.",
+    )  # fmt: skip
     busy = traitlets.Bool(False, help="True while images are being optimised.")
 
     def __init__(
@@ -141,6 +146,12 @@ class FilterExplorer(ExplorerBase):
         self.param_buttons = css(
             widgets.ToggleButtons(options=[("FFT", "fft"), ("Pixels", "pixel")]), "param"
         )
+        self.show_buttons = css(
+            widgets.ToggleButtons(
+                options=[("Filter ascent", "ascent"), ("Kernel weights", "kernels")]
+            ),
+            "show",
+        )
         self.progress_bar = css(
             widgets.IntProgress(min=0, max=1, description="Progress"), "progress"
         )
@@ -170,6 +181,7 @@ class FilterExplorer(ExplorerBase):
                 widgets.HBox([self.layer_dropdown, self.page_slider, self.channel_slider]),
                 widgets.HBox([self.steps_slider, self.size_dropdown, self.tv_slider]),
                 widgets.HBox([self.param_buttons, self.progress_bar, self.progress_label]),
+                self.show_buttons,
             ]
         )
         views = widgets.HBox(
@@ -181,7 +193,7 @@ class FilterExplorer(ExplorerBase):
         for name, control in [
             ("layer", self.layer_dropdown), ("channel", self.channel_slider),
             ("steps", self.steps_slider), ("size", self.size_dropdown), ("tv", self.tv_slider),
-            ("param", self.param_buttons),
+            ("param", self.param_buttons), ("show", self.show_buttons),
         ]:  # fmt: skip
             widgets.link((self, name), (control, "value"))
         # People count pages from 1; the trait counts from 0 like any Python index.
@@ -238,6 +250,10 @@ class FilterExplorer(ExplorerBase):
         else:
             self._show_enlarged()
 
+    @traitlets.observe("show")
+    def _on_show(self, change: dict) -> None:
+        self._start()
+
     @traitlets.observe("page", "size", "steps", "tv", "param")
     def _on_settings(self, change: dict) -> None:
         if change["name"] == "page" and not self._suspended:
@@ -254,6 +270,10 @@ class FilterExplorer(ExplorerBase):
     def _start(self) -> None:
         """Cancel the run in flight and start one for the current layer, page and settings."""
         if self._suspended:
+            return
+        if self.show == "kernels":
+            self._runner.cancel()
+            self._show_kernels()
             return
         channels = self._page_channels()
         layer, size, steps, tv, param = self.layer, self.size, self.steps, self.tv, self.param
@@ -334,6 +354,29 @@ class FilterExplorer(ExplorerBase):
                 self._clear_error()
         self._show_enlarged(images)
 
+    def _show_kernels(self) -> None:
+        """Draw the current layer's convolution kernels (numbers on small ones)."""
+        from .kernels import kernel_grid, kernel_weights
+
+        try:
+            weights = kernel_weights(self._adapter.model, self.layer)
+            rgb = kernel_grid(weights)
+        except CnnVizError as exc:
+            self._show_error(exc)
+            return
+        self._grid_layout = None
+        self._show_picture(rgb, render.encode_png(rgb))
+        kh, kw, inputs, outputs = weights.shape
+        self.busy = False
+        with self.hold_sync(), self.view.hold_sync():
+            self.view.value = self._png
+            self.enlarged.value = b""
+            self.caption.value = (
+                f"<b>{html.escape(self.layer)}</b> · {outputs} kernels of {kh}×{kw}×{inputs}"
+                " · red positive, blue negative"
+            )
+            self._clear_error()
+
     def _show_enlarged(self, images: np.ndarray | None = None) -> None:
         images = self._images if images is None else images
         if images is None or self.channel not in self._shown_channels:
@@ -352,7 +395,7 @@ class FilterExplorer(ExplorerBase):
         if channel is not None:
             self.channel = channel
 
-    _exported_traits = ("layer", "page", "channel", "size", "steps", "tv", "param")
+    _exported_traits = ("layer", "show", "page", "channel", "size", "steps", "tv", "param")
 
     @property
     def images(self) -> np.ndarray | None:

@@ -161,3 +161,31 @@ def test_default_steps_honour_the_environment_cap(wide_model, monkeypatch):
     explicit = FilterExplorer(wide_model, layer="conv1", size=32, steps=16)
     assert explicit.steps == 16  # an explicit choice is the user's to make
     explicit.close()
+
+
+def test_kernel_view_draws_the_layers_weights_or_explains(explorer, wide_model):
+    from cnnviz_widgets.kernels import kernel_grid, kernel_weights
+
+    explorer.show = "kernels"
+    assert not explorer.busy
+    np.testing.assert_array_equal(explorer.rgb, kernel_grid(kernel_weights(wide_model, "conv2")))
+    assert "40 kernels of 3×3×8" in explorer.caption.value
+    explorer.layer = "conv1"
+    np.testing.assert_array_equal(explorer.rgb, kernel_grid(kernel_weights(wide_model, "conv1")))
+    explorer.show = "ascent"
+    assert explorer.wait(60) and explorer.images.shape[0] == 8
+
+
+def test_kernel_view_of_a_layer_without_kernels_says_where_they_are(keras):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(x))
+    fx = FilterExplorer(
+        model,
+        layer="relu",
+        size=32,
+        steps=8,
+    )
+    fx.show = "kernels"
+    assert "has no convolution kernels to show" in fx.error and "'conv'" in fx.error
+    fx.close()
