@@ -25,6 +25,8 @@ from jupyterlab_driver import (
 )
 
 ARTIFACTS = REPO_ROOT / ".browser-test-artifacts"
+# Kernel environment: filter ascent capped at 8 steps so opening a Filters tab is quick.
+KERNEL_ENV = {"CNNVIZ_MAX_STEPS": "8"}
 VIEWPORT = {"width": 1280, "height": 900}
 
 
@@ -38,7 +40,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 @pytest.fixture(scope="session")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     workdir = tmp_path_factory.mktemp("jupyterlab")
-    with running_lab(REPO_ROOT / "notebooks", workdir=workdir) as server:
+    with running_lab(REPO_ROOT / "notebooks", workdir=workdir, extra_env=KERNEL_ENV) as server:
         yield server
 
 

@@ -106,9 +106,16 @@ def _wait_until_up(url: str, token: str, process: subprocess.Popen, log: Path, t
 
 @contextlib.contextmanager
 def running_lab(
-    notebooks: Path, *, workdir: Path | None = None, startup_timeout: float = 60.0
+    notebooks: Path,
+    *,
+    workdir: Path | None = None,
+    startup_timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[LabServer]:
-    """Start JupyterLab on a temp copy of ``notebooks``; stop it (and its kernels) on exit."""
+    """Start JupyterLab on a temp copy of ``notebooks``; stop it (and its kernels) on exit.
+
+    ``extra_env`` is added to the server's (and so its kernels') environment.
+    """
     own_workdir = workdir is None
     base = Path(tempfile.mkdtemp(prefix="cnnviz-lab-")) if own_workdir else Path(workdir)
     dirs = {
@@ -140,6 +147,7 @@ def running_lab(
         # The kernel imports this checkout's package even when it is not pip-installed.
         PYTHONPATH=os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p),
     )
+    env.update(extra_env or {})
     env.pop("JUPYTER_TOKEN", None)
     token = secrets.token_hex(24)
     port = free_port()
