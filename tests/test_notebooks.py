@@ -27,21 +27,25 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from notebook_runner import (
+    MAX_STEPS,
+    NOTEBOOK_DIR,
+    NOTEBOOKS,
+    REPO_ROOT,
+    execute_notebook,
+    jupyter_path,
+    write_kernelspec,
+)
 
 pytestmark = pytest.mark.notebooks
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = [
     "00_quickstart.ipynb",
     "01_activations.ipynb",
@@ -51,9 +55,6 @@ EXPECTED = [
 ]
 
 KERNEL_NAME = "cnnviz-notebook-test"
-MAX_STEPS = 16
-CELL_TIMEOUT = 300  # seconds; the slowest cell (Score-CAM, filter ascent) takes ~10 s
-STARTUP_TIMEOUT = 120
 TOTAL_TARGET = 300  # seconds for notebooks 00–04 together on 2 CPU cores, steps capped
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -73,31 +74,15 @@ _RUNS: dict[str, Run] = {}
 def notebook_env(tmp_path_factory: pytest.TempPathFactory):
     """A kernelspec for this interpreter in a private JUPYTER_PATH, and a scratch cwd."""
     root = tmp_path_factory.mktemp("notebooks")
-    spec_dir = root / "share" / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (root / "ipython").mkdir()
-    (root / "cache").mkdir()
-    (root / "cwd").mkdir()
     pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH")] if p)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "cnnviz_widgets notebook test",
-        "language": "python",
-        "env": {
-            "PYTHONPATH": pythonpath,
-            "CNNVIZ_MAX_STEPS": str(MAX_STEPS),
-            "CNNVIZ_CACHE_DIR": str(root / "cache"),
-            "CNNVIZ_ONLINE": "0",
-            "IPYTHONDIR": str(root / "ipython"),
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "JUPYTER_PLATFORM_DIRS": "1",
-        },
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(root / "share"))
-        mp.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    write_kernelspec(
+        root,
+        KERNEL_NAME,
+        sys.executable,
+        "cnnviz_widgets notebook test",
+        {"PYTHONPATH": pythonpath},
+    )
+    with jupyter_path(root):
         yield root
 
 
@@ -106,30 +91,8 @@ def _execute(name: str, root: Path) -> Run:
     if name in _RUNS:
         return _RUNS[name]
     import nbformat
-    from nbclient import NotebookClient
 
-    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
-    client = NotebookClient(
-        nb,
-        kernel_name=KERNEL_NAME,
-        timeout=CELL_TIMEOUT,
-        startup_timeout=STARTUP_TIMEOUT,
-        allow_errors=False,
-        record_timing=True,
-        resources={"metadata": {"path": str(root / "cwd")}},
-    )
-    # The kernel process's own output (TensorFlow's C++ log, jupyter_client warnings) goes to a
-    # log file, shown when the notebook fails; cell outputs are in the notebook as usual.
-    log_path = root / f"{Path(name).stem}.kernel.log"
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        try:
-            client.execute(stdout=log, stderr=log)
-        except Exception:
-            log.flush()
-            print(f"\n{name} failed; kernel log {log_path}:\n{log_path.read_text()[-5000:]}")
-            raise
-    seconds = time.perf_counter() - start
+    nb, seconds = execute_notebook(NOTEBOOK_DIR / name, KERNEL_NAME, root)
     print(f"\n{name}: executed in {seconds:.1f} s")
     keep = os.environ.get("CNNVIZ_EXECUTED_NOTEBOOKS")
     if keep:
