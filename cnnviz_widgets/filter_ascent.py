@@ -1185,12 +1185,8 @@ def optimize_image(
             f"batch_size and every must be at least 1 (got {batch_size} and {every})."
         )
     adapter = adapter_for(model, preprocess=preprocess)
-    if not adapter.built:
-        raise ModelError(
-            f"Sequential model {adapter.model.name!r} was never built, so its input size is "
-            "unknown. Call model.build((None, height, width, channels)) or give it a "
-            "keras.Input first."
-        )
+    # A never-built Sequential model learns its input here: RGB images of the asked size.
+    adapter.build_for((settings.size, settings.size, 3))
     resolved = [o._resolved(adapter) for o in items]
     if _is_cancelled(cancel):
         raise AscentCancelled("Filter ascent cancelled before it started.")

@@ -94,8 +94,7 @@ class FilterExplorer(ExplorerBase):
         preprocess: Preprocess | None = None,
     ) -> None:
         self._adapter = adapter_for(model, preprocess=preprocess)
-        if not self._adapter.built:
-            self._adapter.prepare_image(np.zeros((size, size, 3), np.float32))
+        self._adapter.build_for((size, size, 3))
         self._seed = seed
         self._runner = LatestWinsRunner(name="cnnviz-filters")
         self._images: np.ndarray | None = None

@@ -185,7 +185,9 @@ def _shape_without_batch(tensor: Any) -> tuple[int | None, ...]:
 
 
 def _count_params(layer: Any) -> int:
-    return int(sum(int(np.prod(w.shape)) for w in layer.weights))
+    # Bare keras.ops applied to symbolic tensors (MobileNetV3's hard-sigmoid, ConvNeXt's adds)
+    # appear in the graph as weightless Operations, not Layers.
+    return int(sum(int(np.prod(w.shape)) for w in getattr(layer, "weights", ())))
 
 
 def _check_is_keras_model(model: Any) -> None:
@@ -336,6 +338,14 @@ class ModelAdapter:
                 else:
                     steps.append(_Call(info, node))
                 layers.append(info)
+
+    def build_for(self, image_shape: tuple[int, int, int]) -> None:
+        """Build a never-built Sequential model for images of ``(height, width, channels)``.
+
+        Does nothing for a model that is built already. Views that take no image (filter
+        ascent) call it with the size they will synthesise.
+        """
+        self._ensure_graph(tuple(int(d) for d in image_shape))
 
     def _ensure_graph(self, image_shape: tuple[int, ...]) -> None:
         if self._steps is None:

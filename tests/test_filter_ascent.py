@@ -528,3 +528,10 @@ def test_quality_on_the_default_model(record_property):
         assert (factors >= 5.0).all(), (layer, factors, own, np.diag(initial))
         assert selective >= 0.9, (layer, final)
     assert os.environ.get("CNNVIZ_CACHE_DIR")  # the autouse fixture kept the cache in tmp
+
+
+def test_a_never_built_sequential_model_is_built_for_the_asked_size(never_built_sequential):
+    images = filter_ascent(never_built_sequential, "conv2", [0, 1], size=32, steps=2, cache=False)
+    assert images.shape == (2, 32, 32, 3)
+    assert never_built_sequential.built
+    assert never_built_sequential.input_shape == (None, 32, 32, 3)

@@ -325,3 +325,20 @@ def test_traced_functions_are_kept_per_key(tiny_functional):
     first = adapter.traced(("demo", 1), lambda: built.append(1) or object())
     again = adapter.traced(("demo", 1), lambda: built.append(1) or object())
     assert first is again and built == [1]
+
+
+def test_bare_keras_ops_in_the_graph_count_as_weightless_layers(keras, rgb16):
+    """MobileNetV3 and ConvNeXt apply keras.ops to symbolic tensors: Operations, not Layers."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.ops.relu6(x + 3.0) * (1.0 / 6.0)  # hard sigmoid, as MobileNetV3 writes it
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="head")(x))
+    adapter = ModelAdapter(model)
+    ops = [info for info in adapter.layers if info.path not in ("conv", "head")]
+    assert ops and all(info.params == 0 for info in ops)
+    conv = np.asarray(
+        keras.Model(inputs, model.get_layer("conv").output)(rgb16[None].astype("float32"))
+    )[0]
+    want = np.minimum(np.maximum(conv + 3.0, 0), 6.0) / 6.0
+    got = adapter.activations(rgb16, adapter.layer_paths[-2])
+    np.testing.assert_allclose(got, want, atol=1e-5)
