@@ -31,9 +31,9 @@ lab: setup
 test: setup system
 	$(PY) -m pytest
 
-# Everything but the real default model and the browser: seconds.
+# Tiny models only (no default model, browser, notebooks, binder, compat matrix, stress): seconds.
 test-fast: setup
-	$(PY) -m pytest -m "not default_model and not browser"
+	$(PY) -m pytest -m "not default_model and not browser and not notebooks and not binder and not compat and not stress"
 
 bench: setup
 	$(PY) bench/run.py

@@ -253,9 +253,7 @@ class ActivationExplorer(ExplorerBase):
     @traitlets.validate("page")
     def _valid_page(self, proposal: dict) -> int:
         page = int(proposal["value"])
-        render.page_channels(
-            self._channel_count(), page, GRID_PAGE_SIZE
-        )  # raises when out of range
+        self._checked(lambda: render.page_channels(self._channel_count(), page, GRID_PAGE_SIZE))
         return page
 
     @traitlets.observe("layer")

@@ -46,9 +46,15 @@ class Job:
             raise Cancelled(f"job {self.number} was replaced by a newer request")
 
     def report(self, progress: Any) -> None:
-        """Publish progress (e.g. ``(step, total, frames)``) unless the job was replaced."""
+        """Publish progress (e.g. ``(step, total, frames)``) unless the job was replaced.
+
+        A failing progress callback is reported and ignored: it must not stop the work.
+        """
         if self._on_progress is not None and not self._cancel.is_set():
-            self._on_progress(self, progress)
+            try:
+                self._on_progress(self, progress)
+            except Exception:
+                traceback.print_exc()
 
 
 class LatestWinsRunner:
@@ -151,11 +157,13 @@ class LatestWinsRunner:
                 job, work, on_done, on_error = self._pending
                 self._pending = None
                 self._current = job
-            self._run(job, work, on_done, on_error)
-            with self._lock:
-                self._current = None
-                if self._pending is None:
-                    self._idle.set()
+            try:
+                self._run(job, work, on_done, on_error)
+            finally:  # whatever happened, the worker goes on and `wait()` can return
+                with self._lock:
+                    self._current = None
+                    if self._pending is None:
+                        self._idle.set()
 
     @staticmethod
     def _run(job: Job, work: Callable, on_done: Callable | None, on_error: Callable | None) -> None:
@@ -173,4 +181,10 @@ class LatestWinsRunner:
                     traceback.print_exc()
             return
         if not job.cancelled and on_done is not None:
-            on_done(result)
+            try:
+                on_done(result)
+            except Exception as exc:  # a failing callback must not kill the worker
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    traceback.print_exc()

@@ -9,6 +9,7 @@ and SmoothGrad take a second or more; the newest request wins) and kept in the s
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -129,6 +130,9 @@ class CamExplorer(ExplorerBase):
         self._labels = labels
         self._n_classes = self._adapter.class_count(output)
         self._heat: np.ndarray | None = None
+        # Background results and synchronous redraws take turns: a finished job may draw only
+        # if its state is still the one asked for (a cache hit may have drawn a newer one).
+        self._draw_lock = threading.RLock()
         self._show_picture(self._photo, b"")
         self._suspended = True
         self._build_controls()
@@ -299,7 +303,8 @@ class CamExplorer(ExplorerBase):
     @traitlets.observe("cmap", "alpha")
     def _on_look_change(self, change: dict) -> None:
         if self._heat is not None and not self._suspended:
-            self._draw(self._heat)
+            with self._draw_lock:
+                self._draw(self._heat)
 
     def _on_bar_click(self, change: dict) -> None:
         selected = _selection(change["new"])
@@ -335,8 +340,9 @@ class CamExplorer(ExplorerBase):
         cached = self._cache.get(key)
         if cached is not None:
             self._runner.cancel()
-            self.busy = False
-            self._draw(cached)
+            with self._draw_lock:
+                self.busy = False
+                self._draw(cached)
             return
         method, layer, class_index = self.method, self.layer, self.class_index
         label = _METHOD_LABELS[method]
@@ -349,14 +355,20 @@ class CamExplorer(ExplorerBase):
             return self._cache.put(key, heat)
 
         def done(heat: np.ndarray) -> None:
-            self.busy = False
-            self.progress.value = ""
-            self._draw(heat)
+            with self._draw_lock:
+                if key != self._key():
+                    return  # a newer request is being (or was) drawn
+                self.busy = False
+                self.progress.value = ""
+                self._draw(heat)
 
         def failed(exc: BaseException) -> None:
-            self.busy = False
-            self.progress.value = ""
-            self._show_error(exc)
+            with self._draw_lock:
+                if key != self._key():
+                    return
+                self.busy = False
+                self.progress.value = ""
+                self._show_error(exc)
 
         self._runner.submit(work, on_done=done, on_error=failed)
 

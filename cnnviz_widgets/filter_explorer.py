@@ -10,6 +10,7 @@ in memory and on disk, so a page seen once comes back instantly, even in a later
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -100,6 +101,9 @@ class FilterExplorer(ExplorerBase):
         self._images: np.ndarray | None = None
         self._shown_channels: tuple[int, ...] = ()
         self._grid_layout: render.GridLayout | None = None
+        # Results of a run are drawn only while its request is still the current one; the lock
+        # makes that check and the drawing one step against newer requests.
+        self._draw_lock = threading.RLock()
         self._suspended = True
         self._build_controls()
         super().__init__(children=self._layout_children())
@@ -272,10 +276,12 @@ class FilterExplorer(ExplorerBase):
             return
         if self.show == "kernels":
             self._runner.cancel()
-            self._show_kernels()
+            with self._draw_lock:
+                self._show_kernels()
             return
         channels = self._page_channels()
         layer, size, steps, tv, param = self.layer, self.size, self.steps, self.tv, self.param
+        request = self._request()
         self._images = None
         self._shown_channels = tuple(channels)
         self.busy = True
@@ -293,9 +299,25 @@ class FilterExplorer(ExplorerBase):
                 cancel=lambda: job.cancelled,
             )  # fmt: skip
 
+        def current(callback: Any) -> Any:
+            """``callback`` run only while ``request`` is still what the controls ask for."""
+
+            def guarded(*args: Any) -> None:
+                with self._draw_lock:
+                    if request == self._request():
+                        callback(*args)
+
+            return guarded
+
         self._runner.submit(
-            work, on_done=self._finished, on_error=self._failed, on_progress=self._progress
-        )
+            work, on_done=current(self._finished), on_error=current(self._failed),
+            on_progress=current(self._progress),
+        )  # fmt: skip
+
+    def _request(self) -> tuple:
+        """Everything that decides what a run computes."""
+        return (self.show, self.layer, tuple(self._page_channels()), self.size, self.steps,
+                self.tv, self.param)  # fmt: skip
 
     def _progress(self, job: Job, progress: tuple[int, int, np.ndarray | None]) -> None:
         done, total, frames = progress

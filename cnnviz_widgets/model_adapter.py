@@ -17,7 +17,6 @@ TensorFlow and Keras are imported inside functions: importing this module is che
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -708,9 +707,13 @@ def _sequential_class() -> type:
     return keras.Sequential
 
 
-_adapters: weakref.WeakKeyDictionary[Any, dict[Hashable, ModelAdapter]] = (
-    weakref.WeakKeyDictionary()
-)
+# Adapters live in a private attribute of the model they read, not in a global registry: an
+# adapter holds its model (and traced graphs), so a global table — even a weak-keyed one —
+# would keep every model ever explored alive. On the model, the pair is one reference cycle
+# that the garbage collector frees with the model. The attribute is set with
+# object.__setattr__ so Keras does not track or save it; weights, layers and behaviour are
+# untouched.
+_ADAPTERS_ATTRIBUTE = "_cnnviz_adapters"
 _adapters_lock = threading.Lock()
 
 
@@ -730,7 +733,10 @@ def adapter_for(
     _check_is_keras_model(model)
     options = (preprocess, image_size)
     with _adapters_lock:
-        per_model = _adapters.setdefault(model, {})
+        per_model = model.__dict__.get(_ADAPTERS_ATTRIBUTE)
+        if per_model is None:
+            per_model = {}
+            object.__setattr__(model, _ADAPTERS_ATTRIBUTE, per_model)
         adapter = per_model.get(options)
         if adapter is None:
             adapter = ModelAdapter(model, preprocess=preprocess, image_size=image_size)
