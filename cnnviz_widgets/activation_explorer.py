@@ -100,6 +100,7 @@ class ActivationExplorer(ExplorerBase):
     cmap = traitlets.Unicode("viridis", help="Matplotlib colormap name.")
     mode = traitlets.Enum(MODES, default_value="channel", help="'channel', 'grid' or 'sum'.")
     page = traitlets.Int(0, help="Grid page (64 channels a page).")
+    _page_size = GRID_PAGE_SIZE
 
     def __init__(
         self,
@@ -249,12 +250,6 @@ class ActivationExplorer(ExplorerBase):
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
         return self._checked_colormap(proposal["value"], self.cmap_dropdown)
-
-    @traitlets.validate("page")
-    def _valid_page(self, proposal: dict) -> int:
-        page = int(proposal["value"])
-        self._checked(lambda: render.page_channels(self._channel_count(), page, GRID_PAGE_SIZE))
-        return page
 
     @traitlets.observe("layer")
     def _on_layer(self, change: dict) -> None:

@@ -81,6 +81,15 @@ class ExplorerBase(widgets.VBox):
     def _valid_channel(self, proposal: dict) -> int:
         return self._checked_channel(proposal["value"])
 
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict) -> int:
+        page = int(proposal["value"])
+        self._checked(lambda: render.page_channels(self._channel_count(), page, self._page_size))
+        return page
+
+    #: Channels a page shows, for explorers with a ``page`` trait.
+    _page_size: int = 64
+
     def _checked_layer(self, name: str) -> str:
         """A layer name resolved to its path by the explorer's adapter, or the error shown."""
         return self._checked(lambda: self._adapter.resolve_layer(name))

@@ -70,6 +70,7 @@ class FilterExplorer(ExplorerBase):
 
     layer = traitlets.Unicode(help="Path of the layer.")
     page = traitlets.Int(0, help=f"Page of {PAGE_SIZE} channels, from 0.")
+    _page_size = PAGE_SIZE
     channel = traitlets.Int(0, help="Channel shown enlarged.")
     size = traitlets.Int(128, help="Side of the images in pixels.")
     steps = traitlets.Int(DEFAULT_STEPS, help="Optimisation steps.")
@@ -209,12 +210,6 @@ class FilterExplorer(ExplorerBase):
     # ------------------------------------------------------------------ trait rules
     def _channel_count(self) -> int:
         return int(self._adapter.layer_info(self.layer).channels or 0)
-
-    @traitlets.validate("page")
-    def _valid_page(self, proposal: dict) -> int:
-        page = int(proposal["value"])
-        self._checked(lambda: render.page_channels(self._channel_count(), page, PAGE_SIZE))
-        return page
 
     @traitlets.validate("steps")
     def _valid_steps(self, proposal: dict) -> int:
