@@ -204,11 +204,7 @@ class ActivationExplorer(ExplorerBase):
             ("cmap", self.cmap_dropdown), ("mode", self.mode_buttons),
         ]:  # fmt: skip
             widgets.link((self, name), (control, "value"))
-        traitlets.link(
-            (self, "page"),
-            (self.page_slider, "value"),
-            transform=(lambda p: p + 1, lambda v: v - 1),
-        )
+        self._link_page_slider(self.page_slider)
         self._watch_clicks()
 
     def _watch_clicks(self) -> None:

@@ -87,6 +87,12 @@ class ExplorerBase(widgets.VBox):
         self._checked(lambda: render.page_channels(self._channel_count(), page, self._page_size))
         return page
 
+    def _link_page_slider(self, slider: widgets.IntSlider) -> None:
+        """Link ``page`` to a slider that counts from 1, as people do ("page 1 of 8")."""
+        traitlets.link(
+            (self, "page"), (slider, "value"), transform=(lambda p: p + 1, lambda v: v - 1)
+        )
+
     #: Channels a page shows, for explorers with a ``page`` trait.
     _page_size: int = 64
 

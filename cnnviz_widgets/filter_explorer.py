@@ -200,12 +200,7 @@ class FilterExplorer(ExplorerBase):
             ("param", self.param_buttons), ("show", self.show_buttons),
         ]:  # fmt: skip
             widgets.link((self, name), (control, "value"))
-        # People count pages from 1; the trait counts from 0 like any Python index.
-        traitlets.link(
-            (self, "page"),
-            (self.page_slider, "value"),
-            transform=(lambda p: p + 1, lambda v: v - 1),
-        )
+        self._link_page_slider(self.page_slider)
 
     # ------------------------------------------------------------------ trait rules
     def _channel_count(self) -> int:

@@ -417,3 +417,20 @@ def summarize(latencies: list[float]) -> str:
         f"median {statistics.median(ordered):.1f} ms, min {ordered[0]:.1f}, "
         f"max {ordered[-1]:.1f} (n={len(ordered)})"
     )
+
+
+# SHA-256 of the picture an <img> shows, computed in the page (null while its blob URL is
+# being replaced): lets a test compare the page's image with the kernel's PNG byte for byte.
+PAGE_IMAGE_SHA256 = """
+async (selector) => {
+    const img = document.querySelector(selector);
+    if (!img || !img.src) return null;
+    try {
+        const bytes = await (await fetch(img.src)).arrayBuffer();
+        const digest = await crypto.subtle.digest('SHA-256', bytes);
+        return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
+    } catch (e) {
+        return null;  // the blob URL was replaced (and revoked) meanwhile: ask again
+    }
+}
+"""

@@ -22,7 +22,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from jupyterlab_driver import ConsoleLog, NotebookPage
+from jupyterlab_driver import PAGE_IMAGE_SHA256, ConsoleLog, NotebookPage
 
 pytestmark = pytest.mark.browser
 
@@ -62,20 +62,6 @@ def _cnnviz_cam_state():
         caption=cam.caption.value,
         selected_tab=_cnnviz_explorer().tabs.selected_index,
     )
-"""
-
-_PAGE_IMAGE_SHA256 = """
-async (selector) => {
-    const img = document.querySelector(selector);
-    if (!img || !img.src) return null;
-    try {
-        const bytes = await (await fetch(img.src)).arrayBuffer();
-        const digest = await crypto.subtle.digest('SHA-256', bytes);
-        return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
-    } catch (e) {
-        return null;  // the blob URL was replaced (and revoked) meanwhile: ask again
-    }
-}
 """
 
 # What d3 bound to each bar of the chart, its fill and its place (bqplot draws one
@@ -155,7 +141,7 @@ class Checks:
         deadline = time.monotonic() + 15
         shown = None
         while time.monotonic() < deadline:
-            shown = self.page.evaluate(_PAGE_IMAGE_SHA256, CAM_VIEW)
+            shown = self.page.evaluate(PAGE_IMAGE_SHA256, CAM_VIEW)
             if shown == state["png_sha256"]:
                 break
             time.sleep(0.1)

@@ -20,7 +20,14 @@ import time
 from typing import Any
 
 import pytest
-from jupyterlab_driver import REPO_ROOT, ConsoleLog, NotebookPage, key_to_src_latency, summarize
+from jupyterlab_driver import (
+    PAGE_IMAGE_SHA256,
+    REPO_ROOT,
+    ConsoleLog,
+    NotebookPage,
+    key_to_src_latency,
+    summarize,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -61,20 +68,6 @@ def _cnnviz_state(ex):
             columns=g.columns, rows=g.rows, tile_width=g.tile_width,
             tile_height=g.tile_height, pad=g.pad, channels=list(g.channels)),
     )
-"""
-
-_PAGE_IMAGE_SHA256 = """
-async (selector) => {
-    const img = document.querySelector(selector);
-    if (!img || !img.src) return null;
-    try {
-        const bytes = await (await fetch(img.src)).arrayBuffer();
-        const digest = await crypto.subtle.digest('SHA-256', bytes);
-        return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
-    } catch (e) {
-        return null;  // the blob URL was replaced (and revoked) meanwhile: ask again
-    }
-}
 """
 
 
@@ -120,7 +113,7 @@ class ExplorerChecks:
         return self.page.locator(CHANNEL_READOUT).inner_text().strip()
 
     def page_image_sha256(self) -> str | None:
-        return self.page.evaluate(_PAGE_IMAGE_SHA256, VIEW)
+        return self.page.evaluate(PAGE_IMAGE_SHA256, VIEW)
 
     def page_image_bytes(self) -> int | None:
         return self.page.evaluate(
