@@ -71,7 +71,9 @@ class LabServer:
     log_path: Path
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        # `reset` starts from an empty workspace: JupyterLab would otherwise reopen every
+        # notebook an earlier test opened, and their widgets would match this test's selectors.
+        return f"{self.url}/lab/tree/{path}?token={self.token}&reset"
 
     def log_tail(self, chars: int = 6000) -> str:
         try:
