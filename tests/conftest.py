@@ -61,6 +61,16 @@ def tiny_flexible(keras):
     return keras.Model(inputs, keras.layers.Dense(5, name="logits")(x), name="tiny_flexible")
 
 
+@pytest.fixture(scope="session")
+def paged_conv_model(keras):
+    """Any input size: conv1 (8 channels) → conv2 (40 channels: three pages of 16 filters)."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(40, 3, padding="same", name="conv2")(x)
+    return keras.Model(inputs, x, name="paged_conv")
+
+
 @pytest.fixture
 def never_built_sequential(keras):
     """A Sequential model with no Input: Keras has not built it (no weights yet)."""

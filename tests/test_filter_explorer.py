@@ -28,13 +28,9 @@ def private_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def wide_model(keras):
+def wide_model(paged_conv_model):
     """A conv layer with 40 channels: three pages of 16."""
-    keras.utils.set_random_seed(4)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(40, 3, padding="same", name="conv2")(x)
-    return keras.Model(inputs, x, name="wide")
+    return paged_conv_model
 
 
 @pytest.fixture

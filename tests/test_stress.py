@@ -57,13 +57,9 @@ def paged_model(keras):
 
 
 @pytest.fixture(scope="module")
-def filters_model(keras):
+def filters_model(paged_conv_model):
     """Accepts any size: conv1 (8 channels) → conv2 (40 channels, three pages of 16)."""
-    keras.utils.set_random_seed(12)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(40, 3, padding="same", name="conv2")(x)
-    return keras.Model(inputs, x, name="filters")
+    return paged_conv_model
 
 
 @pytest.fixture
