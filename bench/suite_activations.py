@@ -115,7 +115,7 @@ class Bench:
 
     def __init__(self, plan: Plan) -> None:
         from cnnviz_widgets import load_default_model, sample_image
-        from cnnviz_widgets.model_adapter import adapter_for
+        from cnnviz_widgets.engine.adapter import adapter_for
 
         self.plan = plan
         start = time.perf_counter()
@@ -207,10 +207,10 @@ def _references(
 def widget_views(bench: Bench) -> list[Figure]:
     """Channel, colormap and grid-page changes on a cached layer, with matplotlib beside."""
     from cnnviz_widgets import ActivationExplorer
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.activation_explorer import GRID_PAGE_SIZE
+    from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.images import image_key
     from cnnviz_widgets.render import page_channels, page_count
+    from cnnviz_widgets.widgets.activations import GRID_PAGE_SIZE
 
     plan = bench.plan
     cache = ActivationCache()
@@ -372,7 +372,7 @@ def _compiled(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def first_view(bench: Bench) -> list[Figure]:
     """A layer's feature map for a never-seen image vs one compiled whole-model forward pass."""
-    from cnnviz_widgets.activation_cache import ActivationCache
+    from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.images import image_key
 
     plan = bench.plan
@@ -474,9 +474,9 @@ def _truncated(model: Any, layer: str) -> Callable[[np.ndarray], np.ndarray]:
 
 def layer_switch(bench: Bench) -> list[Figure]:
     """First computation of another layer of a viewed image vs a truncated forward pass."""
-    from cnnviz_widgets.activation_cache import ActivationCache
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.engine.adapter import ModelAdapter
     from cnnviz_widgets.images import image_key
-    from cnnviz_widgets.model_adapter import ModelAdapter
 
     plan = bench.plan
     figures = []
@@ -577,9 +577,9 @@ def memory(bench: Bench, budget: int | None) -> list[Figure]:
     import psutil
 
     from cnnviz_widgets import ActivationExplorer
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.activation_explorer import GRID_PAGE_SIZE, MODES
+    from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.render import page_count
+    from cnnviz_widgets.widgets.activations import GRID_PAGE_SIZE, MODES
 
     plan = bench.plan
     cache = ActivationCache() if budget is None else ActivationCache(max_bytes=budget)

@@ -77,8 +77,8 @@ class Bench:
 
     def __init__(self, plan: Plan) -> None:
         from cnnviz_widgets import load_default_model, sample_image
+        from cnnviz_widgets.engine.adapter import adapter_for
         from cnnviz_widgets.images import resize_image
-        from cnnviz_widgets.model_adapter import adapter_for
 
         self.plan = plan
         self.model = load_default_model()
@@ -167,7 +167,7 @@ def _check_same_map(ours: np.ndarray, floor_map: np.ndarray) -> float:
 
 def against_floor(bench: Bench) -> list[Figure]:
     """grad_cam on a new image per call vs the bare tape Grad-CAM on the un-nested copy."""
-    from cnnviz_widgets.class_activation import grad_cam
+    from cnnviz_widgets.explain.cam import grad_cam
 
     plan = bench.plan
     floor = bare_grad_cam(bench.flat, LAYER.rsplit("/", 1)[-1])
@@ -233,7 +233,7 @@ def against_tf_keras_vis(bench: Bench) -> list[Figure]:
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from cnnviz_widgets.class_activation import grad_cam
+    from cnnviz_widgets.explain.cam import grad_cam
 
     plan = bench.plan
     score = CategoricalScore(CAT)
@@ -313,8 +313,8 @@ def against_tf_keras_vis(bench: Bench) -> list[Figure]:
 
 def other_views(bench: Bench) -> list[Figure]:
     """Each method on new 224×224 images (informational), and its first-call trace cost."""
-    from cnnviz_widgets import class_activation as ca
-    from cnnviz_widgets.model_adapter import ModelAdapter
+    from cnnviz_widgets.engine.adapter import ModelAdapter
+    from cnnviz_widgets.explain import cam as ca
 
     plan = bench.plan
     views: list[tuple[str, Callable[[Any, np.ndarray], Any], int]] = [
@@ -377,7 +377,7 @@ def memory(bench: Bench) -> list[Figure]:
     """200 successive grad_cam calls on different images: the process must not grow."""
     import psutil
 
-    from cnnviz_widgets.class_activation import grad_cam
+    from cnnviz_widgets.explain.cam import grad_cam
 
     plan = bench.plan
     process = psutil.Process()

@@ -93,7 +93,7 @@ class Bench:
 
     def new_channels(self, count: int = CHANNELS, layer: str = LAYER) -> list[int]:
         """Channels never requested before in this run (so no result can come from a cache)."""
-        from cnnviz_widgets.model_adapter import adapter_for
+        from cnnviz_widgets.engine.adapter import adapter_for
 
         total = adapter_for(self.model).layer_info(layer).channels
         chosen = [(self._next + k) % total for k in range(count)]
@@ -141,8 +141,8 @@ def _throughput(stats: Stats, steps: int) -> float:
 
 def throughput(bench: Bench) -> list[Figure]:
     """Ours vs the floor (interleaved), then vs tf-keras-vis (separately: it is much slower)."""
-    from cnnviz_widgets.filter_ascent import filter_ascent
-    from cnnviz_widgets.model_adapter import adapter_for
+    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.engine.adapter import adapter_for
 
     plan = bench.plan
     floor = bare_ascent(bench.flat, LAYER.rsplit("/", 1)[-1])
@@ -278,7 +278,7 @@ def against_tf_keras_vis(bench: Bench, ours: Stats) -> list[Figure]:
 
 def _first_frame(model: Any, layer: str, channels: list[int]) -> float:
     """Seconds from the request to the first ``on_step`` call that carries images."""
-    from cnnviz_widgets.filter_ascent import AscentCancelled, filter_ascent
+    from cnnviz_widgets.ascent.optimize import AscentCancelled, filter_ascent
 
     stop = threading.Event()
     seen: list[float] = []
@@ -298,8 +298,8 @@ def _first_frame(model: Any, layer: str, channels: list[int]) -> float:
 
 def first_frame(bench: Bench) -> list[Figure]:
     """Cold (fresh adapter: traces), warmed by warm_up, and warm_up's own cost."""
-    from cnnviz_widgets.filter_ascent import warm_up
-    from cnnviz_widgets.model_adapter import ModelAdapter
+    from cnnviz_widgets.ascent.optimize import warm_up
+    from cnnviz_widgets.engine.adapter import ModelAdapter
 
     plan = bench.plan
     figures = []
@@ -342,7 +342,7 @@ def first_frame(bench: Bench) -> list[Figure]:
 
 def cancellation(bench: Bench) -> list[Figure]:
     """Latency from cancel.set() (from another thread, mid-run) to AscentCancelled."""
-    from cnnviz_widgets.filter_ascent import AscentCancelled, filter_ascent
+    from cnnviz_widgets.ascent.optimize import AscentCancelled, filter_ascent
 
     plan = bench.plan
     latencies = []

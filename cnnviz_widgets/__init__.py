@@ -19,25 +19,25 @@ __version__ = "0.1.0"
 
 # public name -> submodule that defines it
 _LAZY: dict[str, str] = {
-    "load_default_model": "default_model",
-    "imagenet_labels": "default_model",
+    "load_default_model": "engine.models",
+    "imagenet_labels": "engine.models",
     "sample_image": "images",
     "sample_image_names": "images",
     "load_image": "images",
-    "ModelAdapter": "model_adapter",
-    "layer_paths": "model_adapter",
-    "activations": "model_adapter",
-    "ActivationCache": "activation_cache",
-    "ActivationExplorer": "activation_explorer",
-    "CamExplorer": "cam_explorer",
-    "FilterExplorer": "filter_explorer",
-    "Explorer": "explorer",
-    "predict_top": "class_activation",
-    "grad_cam": "class_activation",
-    "saliency": "class_activation",
-    "deconvnet": "class_activation",
-    "normalize_signed": "class_activation",
-    "default_cam_layer": "class_activation",
+    "ModelAdapter": "engine.adapter",
+    "layer_paths": "engine.adapter",
+    "activations": "engine.adapter",
+    "ActivationCache": "cache",
+    "ActivationExplorer": "widgets.activations",
+    "CamExplorer": "widgets.cam",
+    "FilterExplorer": "widgets.filters",
+    "Explorer": "widgets.explorer",
+    "predict_top": "explain.cam",
+    "grad_cam": "explain.cam",
+    "saliency": "explain.cam",
+    "deconvnet": "explain.cam",
+    "normalize_signed": "explain.cam",
+    "default_cam_layer": "explain.cam",
 }
 
 __all__ = [
@@ -63,10 +63,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .activation_cache import ActivationCache
-    from .activation_explorer import ActivationExplorer
-    from .cam_explorer import CamExplorer
-    from .class_activation import (
+    from .cache import ActivationCache
+    from .engine.adapter import ModelAdapter, activations, layer_paths
+    from .engine.models import imagenet_labels, load_default_model
+    from .explain.cam import (
         deconvnet,
         default_cam_layer,
         grad_cam,
@@ -74,11 +74,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         predict_top,
         saliency,
     )
-    from .default_model import imagenet_labels, load_default_model
-    from .explorer import Explorer
-    from .filter_explorer import FilterExplorer
     from .images import load_image, sample_image, sample_image_names
-    from .model_adapter import ModelAdapter, activations, layer_paths
+    from .widgets.activations import ActivationExplorer
+    from .widgets.cam import CamExplorer
+    from .widgets.explorer import Explorer
+    from .widgets.filters import FilterExplorer
 
 
 def __getattr__(name: str) -> Any:

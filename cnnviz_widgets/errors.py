@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
 
 
 class CnnVizError(ValueError):
@@ -46,3 +49,72 @@ def close_matches(name: str, choices: Iterable[str], limit: int = 5) -> list[str
             found.append(by_tail[tail])
     found += [c for c in choices if name and name in c and c not in found]
     return found[:limit]
+
+
+# ------------------------------------------------------------------------------------------
+# Shared validators: every public function checks its arguments with these, so the same
+# mistake gets the same words everywhere ("<what> must be …; got …", "<what> N is out of
+# range: <owner> has C <things> (0–C-1).").
+# ------------------------------------------------------------------------------------------
+def check_int(value: Any, what: str, *, error: type[CnnVizError] = CnnVizError) -> int:
+    """``value`` as an int; bools, floats and strings are refused with a message naming ``what``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise error(f"{what} must be an int; got {value!r} of type {type(value).__name__}.")
+    return int(value)
+
+
+def check_positive(value: Any, what: str, *, error: type[CnnVizError] = CnnVizError) -> int:
+    """``value`` as an int ≥ 1."""
+    number = check_int(value, what, error=error)
+    if number < 1:
+        raise error(f"{what} must be ≥ 1; got {number}.")
+    return number
+
+
+def check_index(
+    value: Any,
+    count: int | None,
+    what: str,
+    owner: str,
+    *,
+    things: str | None = None,
+    error: type[CnnVizError] = CnnVizError,
+) -> int:
+    """``value`` as an index into ``count`` things (``None``: the count is unknown, ≥ 0 only).
+
+    ``check_index(70, 64, "channel", "layer 'features'")`` raises "channel 70 is out of range:
+    layer 'features' has 64 channels (0–63)."
+    """
+    index = check_int(value, what, error=error)
+    things = things or f"{what}s"
+    if index < 0 or (count is not None and index >= count):
+        span = f"has {count} {things} (0–{count - 1})" if count else f"has {count or 0} {things}"
+        raise error(f"{what} {index} is out of range: {owner} {span}.")
+    return index
+
+
+def check_number(
+    value: Any, what: str, *, minimum: float | None = None, error: type[CnnVizError] = CnnVizError
+) -> float:
+    """``value`` as a finite float, optionally ≥ ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise error(f"{what} must be a number; got {value!r}.")
+    number = float(value)
+    if not np.isfinite(number) or (minimum is not None and number < minimum):
+        bound = f" ≥ {minimum:g}" if minimum is not None else ""
+        raise error(f"{what} must be a finite number{bound}; got {value!r}.")
+    return number
+
+
+def check_choice(
+    value: Any, choices: Iterable[str], what: str, *, error: type[CnnVizError] = CnnVizError
+) -> str:
+    """``value`` if it is one of ``choices``, else an error that suggests the closest ones."""
+    options = list(choices)
+    if value in options:
+        return value
+    matches = close_matches(str(value).lower(), options) if isinstance(value, str) else []
+    hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
+    raise error(
+        f"Unknown {what} {value!r}.{hint} Choose one of {', '.join(repr(m) for m in options)}."
+    )

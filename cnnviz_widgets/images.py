@@ -14,6 +14,7 @@ import hashlib
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageConversionWarning, ImageError, close_matches
 
 __all__ = [
+    "PreparedImage",
     "image_key",
     "load_image",
     "resize_image",
@@ -313,6 +315,44 @@ def image_key(image: np.ndarray) -> str:
     digest.update(repr((array.shape, array.dtype.str)).encode())
     digest.update(memoryview(array).cast("B") if array.size else b"")
     return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """An image as one model sees it, prepared once and passed down to every view.
+
+    Made by :meth:`ModelAdapter.prepare <cnnviz_widgets.engine.adapter.ModelAdapter.prepare>`;
+    views that receive one neither decode nor resize it again.
+
+    Attributes
+    ----------
+    pixels : numpy.ndarray
+        float32 (H, W, C), 0–255, at the size the model is fed; read-only.
+    size : (int, int)
+        (height, width) of the image as the user gave it: maps are returned at this size.
+    key : str
+        Content fingerprint of ``pixels`` (:func:`image_key`), for cache keys.
+    owner : str
+        Identity of the adapter that prepared it (another adapter prepares it again).
+    """
+
+    pixels: np.ndarray
+    size: tuple[int, int]
+    key: str
+    owner: str
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, size: tuple[int, int], owner: str) -> PreparedImage:
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        if pixels.flags.writeable:
+            pixels = pixels.view()
+            pixels.setflags(write=False)
+        return cls(pixels, (int(size[0]), int(size[1])), image_key(pixels), owner)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of :attr:`pixels`, (H, W, C)."""
+        return self.pixels.shape
 
 
 def _check_size(size: Any) -> tuple[int, int]:

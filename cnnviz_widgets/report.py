@@ -83,15 +83,15 @@ def write_report(
     progress : callable, optional
         ``progress(done, total, what)`` after each stage.
     """
-    from .class_activation import grad_cam, predict_top
+    from .engine.adapter import adapter_for
+    from .explain.cam import grad_cam, predict_top
     from .images import load_image, sample_image, sample_image_names
-    from .model_adapter import adapter_for
 
     report = progress or (lambda done, total, what: None)
     stages = 4 + (1 if filters else 0)
     report(0, stages, "loading the model")
     if model is None:
-        from .default_model import load_default_model
+        from .engine.models import load_default_model
 
         model = load_default_model()
     elif isinstance(model, (str, os.PathLike)):
@@ -100,7 +100,7 @@ def write_report(
         image = sample_image(image)
     pixels = load_image(image)
     adapter = adapter_for(model)
-    adapter.prepare_image(pixels)
+    adapter.prepare(pixels)
     if layers:
         chosen = list(layers)
     else:  # input-like layers (preprocessing, 1–3 channels) show only the photo again
@@ -136,7 +136,7 @@ def write_report(
         sections.append(Section(f"Feature maps: {name}", render.encode_png(grid), caption))
 
     if filters:
-        from .filter_ascent import filter_ascent
+        from .ascent.optimize import filter_ascent
 
         report(3, stages, f"filter ascent ({filters} channels)")
         count = min(filters, adapter.layer_info(chosen[-1]).channels or 0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz_widgets.activation_cache import ActivationCache
+from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError
 
 

@@ -11,16 +11,16 @@ from PIL import Image
 from widget_comm import recording_comms, updates  # noqa: F401  (fixture)
 
 from cnnviz_widgets import render
-from cnnviz_widgets.activation_cache import ActivationCache
-from cnnviz_widgets.activation_explorer import (
+from cnnviz_widgets.cache import ActivationCache
+from cnnviz_widgets.engine.adapter import activations
+from cnnviz_widgets.errors import CnnVizError, ImageConversionWarning, LayerError
+from cnnviz_widgets.widgets.activations import (
     GRID_COLUMNS,
     GRID_TILE_MAX_SIDE,
     GRID_TILE_MIN_SIDE,
     VIEW_MIN_SIDE,
     ActivationExplorer,
 )
-from cnnviz_widgets.errors import CnnVizError, ImageConversionWarning, LayerError
-from cnnviz_widgets.model_adapter import activations
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cnnviz_widgets.background import Cancelled, Job, LatestWinsRunner
+from cnnviz_widgets.widgets.background import Cancelled, Job, LatestWinsRunner
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
 from cnnviz_widgets import render
-from cnnviz_widgets.activation_cache import ActivationCache
-from cnnviz_widgets.cam_explorer import CamExplorer
-from cnnviz_widgets.class_activation import grad_cam, predict_top, saliency
+from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError, LayerError
+from cnnviz_widgets.explain.cam import grad_cam, predict_top, saliency
+from cnnviz_widgets.widgets.cam import CamExplorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
 

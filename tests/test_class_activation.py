@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz_widgets import class_activation as ca
-from cnnviz_widgets.class_activation import (
+from cnnviz_widgets.engine.adapter import ModelAdapter, adapter_for
+from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
+from cnnviz_widgets.explain import cam as ca
+from cnnviz_widgets.explain.cam import (
     CAM_METHODS,
     SALIENCY_METHODS,
     deconvnet,
@@ -16,9 +18,7 @@ from cnnviz_widgets.class_activation import (
     predict_top,
     saliency,
 )
-from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
 from cnnviz_widgets.images import resize_image, sample_image
-from cnnviz_widgets.model_adapter import ModelAdapter, adapter_for
 
 
 def _image(shape=(16, 16, 3), seed=0):
@@ -619,7 +619,7 @@ def test_importing_the_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, cnnviz_widgets.class_activation; print('tensorflow' in sys.modules)"
+    code = "import sys, cnnviz_widgets.explain.cam; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
@@ -627,7 +627,7 @@ def test_importing_the_module_does_not_import_tensorflow():
 # --------------------------------------------------------------------------- real model
 @pytest.fixture(scope="module")
 def default_model():
-    from cnnviz_widgets.default_model import load_default_model
+    from cnnviz_widgets.engine.models import load_default_model
 
     return load_default_model()
 
@@ -670,7 +670,7 @@ def test_default_model_predicts_chelsea_and_checks_class_range(default_model):
 
 def test_deconvnet_max_breaks_relu6_ties_toward_the_strongest_region(keras):
     """Saturated ReLU6 maps tie at 6.0 in many places; the kept one is a blob's centre."""
-    from cnnviz_widgets.class_activation import deconvnet
+    from cnnviz_widgets.explain.cam import deconvnet
 
     inputs = keras.Input((9, 9, 1))
     x = keras.layers.Conv2D(1, 1, use_bias=False, name="identity")(inputs)

@@ -676,7 +676,7 @@ def case(request, models_dir):
 # helpers shared by the checks
 # --------------------------------------------------------------------------------------------
 def _adapter(case: Case, model):
-    from cnnviz_widgets.model_adapter import adapter_for
+    from cnnviz_widgets.engine.adapter import adapter_for
 
     return adapter_for(model, preprocess=case.preprocess)
 
@@ -684,7 +684,7 @@ def _adapter(case: Case, model):
 def _batch(case: Case, model) -> np.ndarray:
     """The model's input batch for the case's image (after its preprocess_input, if any)."""
     adapter = _adapter(case, model)
-    return adapter.model_input(adapter.prepare_image(case.image))
+    return adapter.model_input(adapter.prepare(case.image))
 
 
 def _mid_layer(case: Case, model) -> str:
@@ -817,15 +817,15 @@ def _has_relu(model) -> bool:
 # --------------------------------------------------------------------------------------------
 def check_activations(case: Case, model) -> None:
     from cnnviz_widgets import render
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.activation_explorer import (
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.engine.adapter import activations
+    from cnnviz_widgets.widgets.activations import (
         GRID_COLUMNS,
         GRID_PAGE_SIZE,
         GRID_TILE_MAX_SIDE,
         GRID_TILE_MIN_SIDE,
         ActivationExplorer,
     )
-    from cnnviz_widgets.model_adapter import activations
 
     prep = {"preprocess": case.preprocess}
     if "mid" in case.extra:  # the view's own call first: a never-built model is built by it
@@ -867,7 +867,7 @@ def check_activations(case: Case, model) -> None:
 def check_logits(case: Case, model) -> None:
     import tensorflow as tf
 
-    from cnnviz_widgets.class_activation import predict_top
+    from cnnviz_widgets.explain.cam import predict_top
 
     adapter = _adapter(case, model)
     batch = _batch(case, model)
@@ -894,7 +894,7 @@ def check_logits(case: Case, model) -> None:
 
 
 def check_filter_ascent(case: Case, model) -> None:
-    from cnnviz_widgets.filter_ascent import channel, filter_ascent, starting_images
+    from cnnviz_widgets.ascent.optimize import channel, filter_ascent, starting_images
 
     side = case.extra.get("side", SIZE)
     layer = _mid_layer(case, model)  # a never-built model meets the ascent first
@@ -923,7 +923,7 @@ def check_filter_ascent(case: Case, model) -> None:
 
 def check_cam(method: str):
     def check(case: Case, model) -> None:
-        from cnnviz_widgets.class_activation import default_cam_layer, grad_cam
+        from cnnviz_widgets.explain.cam import default_cam_layer, grad_cam
 
         options = {"method": method, "output": case.output, "preprocess": case.preprocess,
                    "max_channels": SCORECAM_CHANNELS, "batch_size": SCORECAM_CHANNELS}  # fmt: skip
@@ -944,7 +944,7 @@ def check_cam(method: str):
 
 def check_saliency(method: str):
     def check(case: Case, model) -> None:
-        from cnnviz_widgets.class_activation import default_cam_layer, grad_cam, saliency
+        from cnnviz_widgets.explain.cam import default_cam_layer, grad_cam, saliency
 
         options = {"method": method, "output": case.output, "preprocess": case.preprocess}
         if method == "smoothgrad":
@@ -982,8 +982,8 @@ def check_saliency(method: str):
 
 
 def check_deconvnet(case: Case, model) -> None:
-    from cnnviz_widgets.class_activation import deconvnet, normalize_signed
-    from cnnviz_widgets.model_adapter import activations
+    from cnnviz_widgets.engine.adapter import activations
+    from cnnviz_widgets.explain.cam import deconvnet, normalize_signed
 
     prep = {"preprocess": case.preprocess}
     if "mid" in case.extra:  # the view's own call first: a never-built model is built by it
@@ -1012,9 +1012,9 @@ CHECKS: dict[str, Callable[[Case, Any], None]] = {
 
 def _call_view(case: Case, view: str, model) -> None:
     """The view's public entry point alone (for a model every view must refuse)."""
-    from cnnviz_widgets.activation_explorer import ActivationExplorer
-    from cnnviz_widgets.class_activation import deconvnet, grad_cam, predict_top, saliency
-    from cnnviz_widgets.filter_ascent import filter_ascent
+    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.explain.cam import deconvnet, grad_cam, predict_top, saliency
+    from cnnviz_widgets.widgets.activations import ActivationExplorer
 
     image = case.image
     if view == "activations":
@@ -1070,8 +1070,8 @@ def test_view(case, view):
 # model shapes: what the matrix cells cannot say on their own
 # --------------------------------------------------------------------------------------------
 def test_multi_output_needs_output_with_a_clear_error(models_dir):
-    from cnnviz_widgets.class_activation import grad_cam, predict_top, saliency
     from cnnviz_widgets.errors import ModelError
+    from cnnviz_widgets.explain.cam import grad_cam, predict_top, saliency
 
     case = _build("multi-output", models_dir)
     text = (
@@ -1090,8 +1090,8 @@ def test_multi_output_needs_output_with_a_clear_error(models_dir):
 
 
 def test_inactive_augmentation_is_deterministic_and_passes_its_input_through(models_dir):
-    from cnnviz_widgets.class_activation import grad_cam
-    from cnnviz_widgets.model_adapter import activations
+    from cnnviz_widgets.engine.adapter import activations
+    from cnnviz_widgets.explain.cam import grad_cam
 
     case = _build("augmentation", models_dir)
     model, image = case.model, case.image
@@ -1115,9 +1115,9 @@ def test_inactive_augmentation_is_deterministic_and_passes_its_input_through(mod
 
 @pytest.mark.parametrize("extension", ["keras", "h5"])
 def test_loaded_model_gives_the_views_of_the_original(extension, models_dir):
-    from cnnviz_widgets.class_activation import deconvnet, grad_cam, saliency
-    from cnnviz_widgets.filter_ascent import filter_ascent
-    from cnnviz_widgets.model_adapter import activations, adapter_for
+    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.engine.adapter import activations, adapter_for
+    from cnnviz_widgets.explain.cam import deconvnet, grad_cam, saliency
 
     case = _build(f"saved-{extension}", models_dir)
     loaded, original, image = case.model, case.extra["original"], case.image
@@ -1146,7 +1146,7 @@ def test_loaded_model_gives_the_views_of_the_original(extension, models_dir):
 def test_mixed_float16_policy_was_restored(models_dir):
     import keras
 
-    from cnnviz_widgets.model_adapter import activations
+    from cnnviz_widgets.engine.adapter import activations
 
     case = _build("mixed_float16", models_dir)
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -1155,8 +1155,8 @@ def test_mixed_float16_policy_was_restored(models_dir):
 
 
 def test_subclassed_model_error_names_the_fix(models_dir):
+    from cnnviz_widgets.engine.adapter import ModelAdapter, layer_paths
     from cnnviz_widgets.errors import ModelError
-    from cnnviz_widgets.model_adapter import ModelAdapter, layer_paths
 
     case = _build("subclassed", models_dir)
     for make in (ModelAdapter, layer_paths):

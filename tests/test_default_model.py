@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz_widgets import default_model
-from cnnviz_widgets.default_model import imagenet_labels, load_default_model
+from cnnviz_widgets.engine import models as default_model
+from cnnviz_widgets.engine.models import imagenet_labels, load_default_model
 from cnnviz_widgets.errors import ModelError
 from cnnviz_widgets.images import sample_image
 
@@ -198,5 +198,5 @@ def test_chelsea_squashed_to_224_still_egyptian_cat(model) -> None:
 
 
 def test_importing_the_module_does_not_load_tensorflow() -> None:
-    code = "import cnnviz_widgets.default_model, sys; assert 'tensorflow' not in sys.modules"
+    code = "import cnnviz_widgets.engine.models, sys; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -7,11 +7,11 @@ import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
 from cnnviz_widgets import render
-from cnnviz_widgets.activation_cache import ActivationCache
-from cnnviz_widgets.activation_explorer import ActivationExplorer
-from cnnviz_widgets.default_model import load_default_model
+from cnnviz_widgets.cache import ActivationCache
+from cnnviz_widgets.engine.adapter import activations, adapter_for, layer_paths
+from cnnviz_widgets.engine.models import load_default_model
 from cnnviz_widgets.images import sample_image
-from cnnviz_widgets.model_adapter import activations, adapter_for, layer_paths
+from cnnviz_widgets.widgets.activations import ActivationExplorer
 
 pytestmark = pytest.mark.default_model
 
@@ -31,14 +31,14 @@ def test_nested_layer_paths_of_the_default_model(model):
 
 def test_chelsea_is_brought_to_imagenet_scale_whole(model):
     adapter = adapter_for(model)
-    assert adapter.prepare_image(sample_image("chelsea")).shape == (224, 337, 3)  # 300×451 in
+    assert adapter.prepare(sample_image("chelsea")).pixels.shape == (224, 337, 3)  # 300×451 in
 
 
 def test_activations_equal_the_backbone_run_by_keras_itself(model):
     import keras
 
     image = sample_image("chelsea")
-    pixels = adapter_for(model).prepare_image(image)
+    pixels = adapter_for(model).prepare(image).pixels
     backbone = model.get_layer("backbone")
     stem = keras.Model(backbone.inputs[0], backbone.get_layer("block2a_expand_activation").output)
     want = np.asarray(stem(model.get_layer("preprocess")(pixels[None])))[0]
@@ -52,7 +52,7 @@ def test_logits_of_the_replayed_model_equal_the_models_own(model):
     import tensorflow as tf
 
     adapter = adapter_for(model)
-    batch = adapter.model_input(adapter.prepare_image(sample_image("coffee")))
+    batch = adapter.model_input(adapter.prepare(sample_image("coffee")))
     _, logits = adapter.forward(tf.constant(batch), logits=True)
     np.testing.assert_allclose(np.asarray(logits), np.asarray(model(batch)), atol=1e-4)
     assert int(np.argmax(logits)) == 967  # espresso

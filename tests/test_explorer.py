@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets import filter_ascent as fa
-from cnnviz_widgets.activation_cache import ActivationCache
-from cnnviz_widgets.explorer import Explorer
-from cnnviz_widgets.model_adapter import adapter_for
+from cnnviz_widgets.ascent import optimize as fa
+from cnnviz_widgets.cache import ActivationCache
+from cnnviz_widgets.engine.adapter import adapter_for
+from cnnviz_widgets.widgets.explorer import Explorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
 
@@ -42,13 +42,14 @@ def test_switching_tabs_recomputes_nothing(explorer, tiny_functional):
     assert explorer.cam.wait(30)
     explorer.tabs.selected_index = 1
     assert explorer.filters.wait(60)
-    cache = explorer._cache
-    misses, traced = cache.misses, dict(adapter_for(tiny_functional)._functions)
+    cache = explorer.cache
+    adapter = adapter_for(tiny_functional)
+    misses, compiled, traces = cache.misses, adapter.compiled_keys, adapter.trace_count
     pictures = (explorer.activations.png, explorer.cam.png, explorer.filters.png)
     for tab in [0, 2, 1, 3, 0, 1, 2]:
         explorer.tabs.selected_index = tab
     assert cache.misses == misses
-    assert adapter_for(tiny_functional)._functions == traced
+    assert (adapter.compiled_keys, adapter.trace_count) == (compiled, traces)
     assert (explorer.activations.png, explorer.cam.png, explorer.filters.png) == pictures
     assert explorer.cam._adapter is explorer.activations._adapter is explorer.filters._adapter
 

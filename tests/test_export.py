@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets.activation_cache import ActivationCache
-from cnnviz_widgets.activation_explorer import ActivationExplorer
+from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError
 from cnnviz_widgets.export import Section, html_page, write_file
+from cnnviz_widgets.widgets.activations import ActivationExplorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
 
@@ -64,7 +64,7 @@ def test_explorer_html_export_embeds_the_views_and_control_values(tiny_functiona
 
 
 def test_names_from_the_model_and_labels_are_escaped_in_exports(evil_model, rgb16, tmp_path):
-    from cnnviz_widgets.cam_explorer import CamExplorer
+    from cnnviz_widgets.widgets.cam import CamExplorer
 
     cam = CamExplorer(evil_model, rgb16, labels=[EVIL, "cat"], k=2, cache=ActivationCache())
     assert cam.wait(30)

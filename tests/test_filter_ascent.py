@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz_widgets import filter_ascent as fa
-from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
-from cnnviz_widgets.filter_ascent import (
+from cnnviz_widgets.ascent import optimize as fa
+from cnnviz_widgets.ascent.optimize import (
     AscentCancelled,
     channel,
     class_logit,
@@ -23,7 +22,8 @@ from cnnviz_widgets.filter_ascent import (
     optimize_image,
     starting_images,
 )
-from cnnviz_widgets.model_adapter import adapter_for
+from cnnviz_widgets.engine.adapter import adapter_for
+from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -481,7 +481,7 @@ def test_warm_up_traces_the_step_before_the_first_request(tiny_flexible):
 
 def test_importing_the_module_does_not_import_tensorflow():
     code = (
-        "import sys, cnnviz_widgets.filter_ascent, cnnviz_widgets.kernels;"
+        "import sys, cnnviz_widgets.ascent.optimize, cnnviz_widgets.render.kernels;"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run(
@@ -502,7 +502,7 @@ def test_quality_on_the_default_model(record_property):
     images saturate their channel at exactly 6, where "more than any other image" becomes a
     tie. Starting image: the parametrisation's step-0 image for the same seed.
     """
-    from cnnviz_widgets.default_model import load_default_model
+    from cnnviz_widgets.engine.models import load_default_model
 
     model = load_default_model()
     adapter = adapter_for(model)

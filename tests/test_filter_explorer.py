@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets import filter_ascent as fa
 from cnnviz_widgets import render
+from cnnviz_widgets.ascent import optimize as fa
 from cnnviz_widgets.errors import CnnVizError
-from cnnviz_widgets.filter_explorer import PAGE_SIZE, FilterExplorer
+from cnnviz_widgets.widgets.filters import PAGE_SIZE, FilterExplorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
 
@@ -129,7 +129,7 @@ def test_errors_in_the_run_show_in_the_widget_and_stop_the_bar(explorer, monkeyp
     def failing(*args, **kwargs):
         raise CnnVizError("size 32 is too small for this layer")
 
-    monkeypatch.setattr("cnnviz_widgets.filter_explorer.filter_ascent", failing)
+    monkeypatch.setattr("cnnviz_widgets.widgets.filters.filter_ascent", failing)
     explorer.size = 64
     assert explorer.wait(60)
     assert explorer.error == "size 32 is too small for this layer"
@@ -160,7 +160,7 @@ def test_default_steps_honour_the_environment_cap(wide_model, monkeypatch):
 
 
 def test_kernel_view_draws_the_layers_weights_or_explains(explorer, wide_model):
-    from cnnviz_widgets.kernels import kernel_grid, kernel_weights
+    from cnnviz_widgets.render.kernels import kernel_grid, kernel_weights
 
     explorer.show = "kernels"
     assert not explorer.busy

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnviz_widgets.engine.adapter import activations
 from cnnviz_widgets.errors import CnnVizError, LayerError
-from cnnviz_widgets.kernels import (
+from cnnviz_widgets.render.kernels import (
     DEFAULT_FILTERS,
     _font_scale,
     _format_value,
@@ -15,7 +16,6 @@ from cnnviz_widgets.kernels import (
     kernel_grid,
     kernel_weights,
 )
-from cnnviz_widgets.model_adapter import activations
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnviz_widgets.engine.adapter import ModelAdapter, activations, adapter_for, layer_paths
 from cnnviz_widgets.errors import ImageConversionWarning, LayerError, ModelError
-from cnnviz_widgets.model_adapter import ModelAdapter, activations, adapter_for, layer_paths
 
 
 def _reference(keras, model, layer_name, x):
@@ -93,14 +93,14 @@ def test_flexible_model_takes_images_of_any_size_without_retracing(tiny_flexible
 def test_image_size_option_resizes_shorter_side(tiny_flexible):
     adapter = ModelAdapter(tiny_flexible, image_size=8)
     assert adapter.target_size((16, 32)) == (8, 16)
-    assert adapter.prepare_image(np.zeros((16, 32, 3), np.uint8)).shape == (8, 16, 3)
+    assert adapter.prepare(np.zeros((16, 32, 3), np.uint8)).pixels.shape == (8, 16, 3)
 
 
 def test_fixed_size_model_gets_the_whole_image_resized_not_cropped(tiny_functional):
     adapter = ModelAdapter(tiny_functional)
     image = np.zeros((32, 64, 3), np.float32)
     image[:, 32:] = 255.0  # right half white
-    prepared = adapter.prepare_image(image)
+    prepared = adapter.prepare(image).pixels
     assert prepared.shape == (16, 16, 3)
     # both halves survive: a crop to the centre-left would lose the white half
     assert prepared[:, :7].max() == 0.0 and prepared[:, 9:].min() == 255.0
@@ -155,7 +155,7 @@ def test_layer_without_spatial_output_says_so_and_suggests_one(tiny_functional, 
 def test_grayscale_image_to_rgb_model_is_converted_with_a_warning(tiny_functional):
     gray = np.full((16, 16), 200, np.uint8)
     with pytest.warns(ImageConversionWarning, match="1 channel.*3 channels|grayscale.*RGB"):
-        prepared = ModelAdapter(tiny_functional).prepare_image(gray)
+        prepared = ModelAdapter(tiny_functional).prepare(gray).pixels
     assert prepared.shape == (16, 16, 3) and float(prepared.min()) == 200.0
 
 

@@ -21,8 +21,8 @@ def test_import_does_not_load_tensorflow_keras_or_widgets():
 
 
 def test_public_names_resolve_lazily_to_their_modules():
-    from cnnviz_widgets.activation_explorer import ActivationExplorer
-    from cnnviz_widgets.model_adapter import layer_paths
+    from cnnviz_widgets.engine.adapter import layer_paths
+    from cnnviz_widgets.widgets.activations import ActivationExplorer
 
     assert cnnviz_widgets.ActivationExplorer is ActivationExplorer
     assert cnnviz_widgets.layer_paths is layer_paths

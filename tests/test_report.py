@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from cnnviz_widgets import report
-from cnnviz_widgets.class_activation import predict_top
 from cnnviz_widgets.errors import ModelError
+from cnnviz_widgets.explain.cam import predict_top
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -103,7 +103,7 @@ def _random_change(ex, rng: np.random.Generator) -> str:
     About one change in twenty is an invalid value (a channel or page out of range): it must be
     refused with a CnnVizError and leave the state as it was.
     """
-    from cnnviz_widgets.activation_explorer import COLORMAP_CHOICES, GRID_PAGE_SIZE, MODES
+    from cnnviz_widgets.widgets.activations import COLORMAP_CHOICES, GRID_PAGE_SIZE, MODES
 
     what = rng.choice(["layer", "channel", "cmap", "mode", "page"], p=[0.2, 0.3, 0.15, 0.15, 0.2])
     how = rng.choice(["trait", "control", "browser"])
@@ -165,7 +165,7 @@ def _random_change(ex, rng: np.random.Generator) -> str:
 
 def _expected_view(maps: np.ndarray, channel: int, cmap: str, mode: str, page: int):
     """The activation view by the render pipeline alone, from the feature maps."""
-    from cnnviz_widgets.activation_explorer import (
+    from cnnviz_widgets.widgets.activations import (
         GRID_COLUMNS,
         GRID_PAGE_SIZE,
         GRID_TILE_MAX_SIDE,
@@ -188,9 +188,9 @@ def _expected_view(maps: np.ndarray, channel: int, cmap: str, mode: str, page: i
 
 
 def test_activation_explorer_survives_10000_random_changes(paged_model, photo, record_property):
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.activation_explorer import ActivationExplorer
-    from cnnviz_widgets.model_adapter import activations
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.engine.adapter import activations
+    from cnnviz_widgets.widgets.activations import ActivationExplorer
 
     ex = ActivationExplorer(paged_model, photo, cache=ActivationCache())
     rng = np.random.default_rng(2024)
@@ -257,8 +257,8 @@ def test_activation_explorer_survives_10000_random_changes(paged_model, photo, r
 
 
 def test_a_refused_page_is_shown_in_the_widget(paged_model, photo):
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.activation_explorer import ActivationExplorer
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.widgets.activations import ActivationExplorer
 
     ex = ActivationExplorer(paged_model, photo, layer="conv2", cache=ActivationCache())
     with pytest.raises(CnnVizError, match=r"page 3 is out of range: this layer has 3 pages"):
@@ -273,7 +273,7 @@ def test_a_refused_page_is_shown_in_the_widget(paged_model, photo):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture
 def private_ascent_cache(tmp_path, monkeypatch):
-    from cnnviz_widgets import filter_ascent as fa
+    from cnnviz_widgets.ascent import optimize as fa
 
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
     fa.clear_memory_cache()
@@ -282,7 +282,7 @@ def private_ascent_cache(tmp_path, monkeypatch):
 
 
 def _random_filter_change(fx, rng: np.random.Generator) -> str:
-    from cnnviz_widgets.filter_explorer import PAGE_SIZE
+    from cnnviz_widgets.widgets.filters import PAGE_SIZE
 
     what = rng.choice(["layer", "page", "channel", "size", "steps", "tv", "param"])
     count = fx.channel_slider.max + 1
@@ -306,8 +306,8 @@ def _random_filter_change(fx, rng: np.random.Generator) -> str:
 def test_filter_explorer_rapid_changes_during_runs(
     filters_model, private_ascent_cache, record_property
 ):
-    from cnnviz_widgets import filter_ascent as fa
-    from cnnviz_widgets.filter_explorer import FRAME_EVERY, PAGE_SIZE, FilterExplorer
+    from cnnviz_widgets.ascent import optimize as fa
+    from cnnviz_widgets.widgets.filters import FRAME_EVERY, PAGE_SIZE, FilterExplorer
 
     threads_before = _threads()
     fx = FilterExplorer(filters_model, layer="conv2", size=32, steps=40)
@@ -372,9 +372,9 @@ def test_filter_explorer_rapid_changes_during_runs(
 # (c) CamExplorer: classes, methods and layers changed rapidly
 # --------------------------------------------------------------------------------------------
 def test_cam_explorer_rapid_changes(paged_model, photo, record_property):
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.cam_explorer import _LAYER_METHODS, METHODS, CamExplorer
-    from cnnviz_widgets.class_activation import CAM_METHODS, grad_cam, saliency
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.explain.cam import CAM_METHODS, grad_cam, saliency
+    from cnnviz_widgets.widgets.cam import _LAYER_METHODS, METHODS, CamExplorer
 
     threads_before = _threads()
     cam = CamExplorer(paged_model, photo, k=3, cache=ActivationCache())
@@ -456,8 +456,8 @@ def _pause_once_on_the_worker(function, paused: threading.Event, seconds: float 
 
 def test_cam_explorer_never_keeps_a_stale_map(paged_model, photo, monkeypatch):
     from cnnviz_widgets import cam_explorer
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.class_activation import grad_cam
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.explain.cam import grad_cam
 
     cam = cam_explorer.CamExplorer(paged_model, photo, k=3, cache=ActivationCache())
     try:
@@ -480,8 +480,8 @@ def test_cam_explorer_never_keeps_a_stale_map(paged_model, photo, monkeypatch):
 def test_filter_explorer_survives_a_run_finishing_as_the_layer_changes(
     filters_model, private_ascent_cache, monkeypatch
 ):
-    from cnnviz_widgets import filter_ascent as fa
     from cnnviz_widgets import filter_explorer
+    from cnnviz_widgets.ascent import optimize as fa
 
     fx = filter_explorer.FilterExplorer(filters_model, layer="conv2", size=32, steps=8)
     try:
@@ -502,8 +502,8 @@ def test_filter_explorer_survives_a_run_finishing_as_the_layer_changes(
 def test_a_model_the_user_drops_is_freed(keras, photo):
     import weakref
 
-    from cnnviz_widgets.class_activation import grad_cam
-    from cnnviz_widgets.model_adapter import activations
+    from cnnviz_widgets.engine.adapter import activations
+    from cnnviz_widgets.explain.cam import grad_cam
 
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz_widgets.torch_pickle import read_torch_state_dict
+from cnnviz_widgets.engine.torch_pickle import read_torch_state_dict
 
 WEIGHTS = Path(
     str(
@@ -258,7 +258,7 @@ def test_a_plain_pickled_dict_without_tensors_is_rejected(tmp_path: Path) -> Non
 
 def test_import_does_not_load_tensorflow_or_torch() -> None:
     code = (
-        "import cnnviz_widgets.torch_pickle, sys; "
+        "import cnnviz_widgets.engine.torch_pickle, sys; "
         "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

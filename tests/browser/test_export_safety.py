@@ -34,8 +34,8 @@ def evil_page(keras, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Grad-CAM explorer over a model named like markup, with markup class labels, exported."""
     import numpy as np
 
-    from cnnviz_widgets.activation_cache import ActivationCache
-    from cnnviz_widgets.cam_explorer import CamExplorer
+    from cnnviz_widgets.cache import ActivationCache
+    from cnnviz_widgets.widgets.cam import CamExplorer
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((12, 12, 3))

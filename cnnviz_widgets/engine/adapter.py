@@ -16,6 +16,7 @@ TensorFlow and Keras are imported inside functions: importing this module is che
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LayerError, ModelError, close_matches
-from .images import load_image, resize_image, to_channels
+from ..errors import LayerError, ModelError, close_matches
+from ..images import PreparedImage, load_image, resize_image, to_channels
+from .backend import compile, tensorflow, trace_count
+from .backend import keras as backend_keras
 
 #: Images for models that take any size are scaled down to this shorter side by default: the
 #: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
@@ -190,7 +193,7 @@ def _count_params(layer: Any) -> int:
 
 
 def _check_is_keras_model(model: Any) -> None:
-    import keras
+    keras = backend_keras()
 
     if not isinstance(model, keras.Model):
         kind = type(model).__module__ + "." + type(model).__qualname__
@@ -248,6 +251,7 @@ class ModelAdapter:
         self.preprocess = preprocess
         self.image_size = image_size
         self._lock = threading.RLock()
+        self._identity = f"adapter-{next(_serial)}"
         self._functions: dict[Hashable, Any] = {}
         self._steps: list[_Call | _Alias] | None = None
         self._layers: list[LayerInfo] | None = None
@@ -421,21 +425,33 @@ class ModelAdapter:
         return path
 
     # ------------------------------------------------------------------ images
-    def prepare_image(self, image: Any) -> np.ndarray:
-        """Turn any accepted image into the float32 (H, W, C) 0–255 array the model will see.
+    def prepare(self, image: Any) -> PreparedImage:
+        """Turn any accepted image into what the model sees, once; pass the result on.
 
         Converts the channel count to the model's (with an ``ImageConversionWarning``) and
-        resizes the whole image for fixed-size models (or to ``image_size``). The result is a new
-        array; the caller's image is never modified.
+        resizes the whole image for fixed-size models (or to ``image_size``). The caller's image
+        is never modified. A :class:`~cnnviz_widgets.images.PreparedImage` made by this adapter
+        is returned as it is, so views that call each other decode and resize an image once.
+
+        Returns
+        -------
+        PreparedImage
+            ``pixels`` float32 (H, W, C) 0–255 at the model's size (read-only), ``size`` the
+            (height, width) of the image as given, ``key`` a content fingerprint.
         """
-        pixels = load_image(image)
+        if isinstance(image, PreparedImage) and image.owner == self.identity:
+            return image
+        pixels = load_image(image.pixels if isinstance(image, PreparedImage) else image)
+        size = (int(pixels.shape[0]), int(pixels.shape[1]))
+        if isinstance(image, PreparedImage):
+            size = image.size
         channels = self.input_shape[2] if self.built else pixels.shape[2]
         pixels = to_channels(pixels, channels)
         target = self.target_size(pixels.shape[:2])
         if target != pixels.shape[:2]:
             pixels = resize_image(pixels, target)
         self._ensure_graph(pixels.shape)
-        return pixels
+        return PreparedImage.of(pixels, size, self.identity)
 
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) an image of ``size`` is brought to before the model."""
@@ -452,9 +468,9 @@ class ModelAdapter:
         scale = shorter / min(h, w)
         return (max(1, round(h * scale)), max(1, round(w * scale)))
 
-    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+    def model_input(self, image: PreparedImage) -> np.ndarray:
         """The batch of one the model is fed for a prepared image (after ``preprocess``)."""
-        batch = pixels[np.newaxis]
+        batch = image.pixels[np.newaxis]
         if self.preprocess is not None:
             batch = np.asarray(self.preprocess(batch.copy()), dtype=np.float32)
         return batch
@@ -462,8 +478,7 @@ class ModelAdapter:
     # ------------------------------------------------------------------ computing
     def input_spec(self) -> Any:
         """The ``tf.TensorSpec`` of the model's input batch (any batch size, any free H/W)."""
-        import tensorflow as tf
-
+        tf = tensorflow()
         h, w, c = self.input_shape
         return tf.TensorSpec((None, h, w, c), tf.float32)
 
@@ -480,20 +495,16 @@ class ModelAdapter:
             return fn
 
     def _function(self, paths: tuple[str, ...]) -> Any:
-        """A traced function from an input batch to the outputs at ``paths`` (kept per paths)."""
-        import tensorflow as tf
+        """A compiled function from an input batch to the outputs at ``paths`` (kept per paths)."""
 
         def build() -> Any:
+            tf = tensorflow()
+
             def outputs(batch: Any) -> list[Any]:
                 features, _ = self.forward(batch, paths)
                 return [tf.cast(f, tf.float32) for f in features]
 
-            fn = tf.function(outputs, input_signature=[self.input_spec()], reduce_retracing=True)
-            # TensorFlow counts traces per Python function, not per tf.function object, so a
-            # sixth layer's first trace would be reported as "frequent retracing". Each of these
-            # functions is traced once; the warning would only mislead.
-            fn._omit_frequent_tracing_warning = True
-            return fn
+            return compile(outputs, [self.input_spec()])
 
         return self.traced(("activations", paths), build)
 
@@ -676,25 +687,39 @@ class ModelAdapter:
 
         Parameters
         ----------
-        image : array, path or PIL image
+        image : array, path, PIL image or PreparedImage
             Any image :func:`cnnviz_widgets.load_image` accepts.
         layer : str
             A layer path from :attr:`layer_paths` (or an unambiguous bare layer name).
         """
-        pixels = self.prepare_image(image)
-        return self.activations_of_prepared(pixels, [layer])[0]
+        return self.feature_maps(self.prepare(image), [layer])[0]
 
-    def activations_of_prepared(
-        self, pixels: np.ndarray, layers: Sequence[str]
-    ) -> list[np.ndarray]:
-        """Feature maps of several layers for an image already through :meth:`prepare_image`."""
+    def feature_maps(self, image: PreparedImage, layers: Sequence[str]) -> list[np.ndarray]:
+        """Feature maps of several layers in one pass, each float32 (H, W, C)."""
         paths = tuple(self.resolve_layer(name) for name in layers)
-        outputs = self._function(paths)(self.model_input(pixels))
+        outputs = self._function(paths)(self.model_input(image))
         return [np.asarray(out[0]) for out in outputs]
 
-    def key(self) -> Hashable:
-        """Identifies this adapter in shared caches (model identity and preprocessing)."""
-        return (id(self.model), id(self.preprocess), self.image_size)
+    @property
+    def identity(self) -> str:
+        """This adapter in shared caches: unique in the process, never reused by another model.
+
+        ``id(model)`` is not an identity: a model that is freed hands its id to the next one,
+        whose feature maps would then be served from the first one's cache entries.
+        """
+        return self._identity
+
+    @property
+    def trace_count(self) -> int:
+        """How many graphs this adapter's compiled functions have traced so far."""
+        with self._lock:
+            return sum(trace_count(fn) for fn in self._functions.values())
+
+    @property
+    def compiled_keys(self) -> list[Hashable]:
+        """Keys of the functions and facts kept by :meth:`traced`, in the order they were made."""
+        with self._lock:
+            return list(self._functions)
 
 
 def _pass_input_through(layer: Any, args: tuple, kwargs: dict) -> Any:
@@ -714,6 +739,7 @@ def _sequential_class() -> type:
 # object.__setattr__ so Keras does not track or save it; weights, layers and behaviour are
 # untouched.
 _ADAPTERS_ATTRIBUTE = "_cnnviz_adapters"
+_serial = itertools.count(1)
 _adapters_lock = threading.Lock()
 
 
@@ -752,7 +778,7 @@ def layer_paths(model: Any, *, image: Any = None) -> list[str]:
     """
     adapter = adapter_for(model)
     if image is not None:
-        adapter.prepare_image(image)
+        adapter.prepare(image)
     return adapter.layer_paths
 
 

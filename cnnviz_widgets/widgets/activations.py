@@ -16,14 +16,13 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from . import render
-from .activation_cache import ActivationCache
-from .errors import CnnVizError, ImageConversionWarning, LayerError
-from .explorer_base import ExplorerBase
-from .export import Section
-from .images import image_key
-from .layer_summary import LayerSummary
-from .model_adapter import Preprocess, adapter_for
+from .. import render
+from ..cache import ActivationCache, shared_cache
+from ..engine.adapter import Preprocess, adapter_for
+from ..errors import CnnVizError, ImageConversionWarning, LayerError
+from ..export import Section
+from .base import ExplorerBase
+from .summary import LayerSummary
 
 #: The colormaps offered in the picker; any other matplotlib name can still be set from Python.
 COLORMAP_CHOICES = (
@@ -42,17 +41,6 @@ GRID_TILE_MIN_SIDE = 48
 GRID_TILE_MAX_SIDE = 112
 GRID_COLUMNS = 8
 GRID_PAGE_SIZE = 64
-
-_shared_cache: ActivationCache | None = None
-
-
-def shared_cache() -> ActivationCache:
-    """The process-wide cache that explorers use unless given one (512 MiB budget)."""
-    global _shared_cache
-    if _shared_cache is None:
-        _shared_cache = ActivationCache()
-    return _shared_cache
-
 
 def _css(*names: str) -> list[str]:
     return [f"cnnviz-{name}" for name in names]
@@ -117,8 +105,7 @@ class ActivationExplorer(ExplorerBase):
         self._adapter = adapter_for(model, preprocess=preprocess)
         self._cache = cache if cache is not None else shared_cache()
         self._notes: list[str] = []
-        self._pixels = self._prepare(image)
-        self._image_key = image_key(self._pixels)
+        self._image = self._prepare(image)
         self._grid_layout: render.GridLayout | None = None
         self._suspended = True
         self._detail: _DetailFigure | None = None
@@ -143,13 +130,13 @@ class ActivationExplorer(ExplorerBase):
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ImageConversionWarning)
-            pixels = self._adapter.prepare_image(image)
+            prepared = self._adapter.prepare(image)
         self._notes = [
             str(w.message) for w in caught if issubclass(w.category, ImageConversionWarning)
         ]
         for note in self._notes:  # re-emit for Python users; the widget shows them too
             warnings.warn(note, ImageConversionWarning, stacklevel=3)
-        return pixels
+        return prepared
 
     def _build_controls(self) -> None:
         paths = self._adapter.layer_paths
@@ -196,7 +183,7 @@ class ActivationExplorer(ExplorerBase):
             for css_class in _css(name):
                 control.add_class(css_class)
 
-        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._pixels))
+        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._image.pixels))
 
     def _link_controls(self) -> None:
         for name, control in [
@@ -271,7 +258,7 @@ class ActivationExplorer(ExplorerBase):
 
     # ------------------------------------------------------------------ drawing
     def _activations(self) -> np.ndarray:
-        return self._cache.activations(self._adapter, self._pixels, self._image_key, self.layer)
+        return self._cache.activations(self._adapter, self._image, self.layer)
 
     def _refresh(self) -> None:
         if self._suspended or not self.layer:

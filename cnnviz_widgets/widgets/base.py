@@ -15,9 +15,9 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from . import render
-from .errors import CnnVizError
-from .export import Section, html_page, write_file
+from .. import render
+from ..errors import CnnVizError
+from ..export import Section, html_page, write_file
 
 T = TypeVar("T")
 
@@ -126,6 +126,16 @@ class ExplorerBase(widgets.VBox):
         self.error = ""
         self.message.value = shown
         self.message.layout.display = "" if shown else "none"
+
+    @property
+    def adapter(self) -> Any:
+        """The :class:`~cnnviz_widgets.engine.adapter.ModelAdapter` this explorer reads."""
+        return self._adapter
+
+    @property
+    def cache(self) -> Any:
+        """The :class:`~cnnviz_widgets.cache.ActivationCache` this explorer's arrays live in."""
+        return getattr(self, "_cache", None)
 
     @property
     def rgb(self) -> np.ndarray:

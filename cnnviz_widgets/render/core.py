@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CnnVizError, close_matches
+from ..errors import CnnVizError, close_matches
 
 __all__ = [
     "GridLayout",
@@ -40,6 +40,7 @@ __all__ = [
     "colormap_lut",
     "colormap_names",
     "encode_png",
+    "image_grid",
     "normalize_channels",
     "overlay",
     "page_channels",

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CnnVizError, LayerError
-from .render import apply_colormap
+from ..errors import CnnVizError, LayerError
+from .core import apply_colormap
 
 __all__ = [
     "DEFAULT_FILTERS",
@@ -107,7 +107,7 @@ def kernel_weights(model: Any, layer: str) -> np.ndarray:
     """
     import keras
 
-    from .model_adapter import adapter_for
+    from ..engine.adapter import adapter_for
 
     adapter = adapter_for(model)
     path = adapter.resolve_layer(layer, spatial=False)

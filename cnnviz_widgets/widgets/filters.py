@@ -17,12 +17,12 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from . import render
+from .. import render
+from ..ascent.optimize import DEFAULT_STEPS, default_steps, filter_ascent
+from ..engine.adapter import Preprocess, adapter_for
+from ..errors import CnnVizError
 from .background import Job, LatestWinsRunner
-from .errors import CnnVizError
-from .explorer_base import ExplorerBase
-from .filter_ascent import DEFAULT_STEPS, default_steps, filter_ascent
-from .model_adapter import Preprocess, adapter_for
+from .base import ExplorerBase
 
 #: Channels optimised together and shown on one page.
 PAGE_SIZE = 16
@@ -367,7 +367,7 @@ class FilterExplorer(ExplorerBase):
 
     def _show_kernels(self) -> None:
         """Draw the current layer's convolution kernels (numbers on small ones)."""
-        from .kernels import kernel_grid, kernel_weights
+        from ..render.kernels import kernel_grid, kernel_weights
 
         try:
             weights = kernel_weights(self._adapter.model, self.layer)

@@ -16,15 +16,14 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from . import render
-from .activation_cache import ActivationCache
-from .activation_explorer import shared_cache
+from .. import render
+from ..cache import ActivationCache, shared_cache
+from ..engine.adapter import Preprocess, adapter_for
+from ..explain.cam import CAM_METHODS, grad_cam, predict_top, saliency
+from ..export import Section
+from ..images import load_image
 from .background import Job, LatestWinsRunner
-from .class_activation import CAM_METHODS, grad_cam, predict_top, saliency
-from .explorer_base import ExplorerBase
-from .export import Section
-from .images import image_key, load_image
-from .model_adapter import Preprocess, adapter_for
+from .base import ExplorerBase
 
 #: Every map the explorer can show: (label in the picker, value of the ``method`` trait).
 METHOD_CHOICES = (
@@ -122,10 +121,10 @@ class CamExplorer(ExplorerBase):
         self._adapter = adapter_for(model, preprocess=preprocess)
         self._cache = cache if cache is not None else shared_cache()
         self._output = output
-        self._image = load_image(image)
-        self._image_key = image_key(self._image)
+        photo = load_image(image)  # decoded once: the photo shown and the image prepared
+        self._image = self._adapter.prepare(photo)
         self._runner = LatestWinsRunner(name="cnnviz-cam")
-        self._photo = render.as_rgb_uint8(self._shown_photo(self._image))
+        self._photo = render.as_rgb_uint8(self._shown_photo(photo))
         self.top = predict_top(self._adapter, self._image, k=k, labels=labels, output=output)
         self._labels = labels
         self._n_classes = self._adapter.class_count(output)
@@ -151,7 +150,7 @@ class CamExplorer(ExplorerBase):
 
     # ------------------------------------------------------------------ set-up
     def _shown_photo(self, image: np.ndarray) -> np.ndarray:
-        from .images import resize_image
+        from ..images import resize_image
 
         h, w = image.shape[:2]
         scale = min(1.0, OVERLAY_MAX_SIDE / max(h, w))
@@ -159,7 +158,7 @@ class CamExplorer(ExplorerBase):
         return image if scale == 1.0 else resize_image(image, self._overlay_size)
 
     def _default_layer(self) -> str:
-        from .class_activation import default_cam_layer
+        from ..explain.cam import default_cam_layer
 
         return default_cam_layer(self._adapter)
 
@@ -235,7 +234,7 @@ class CamExplorer(ExplorerBase):
         if self._labels is not None:
             return str(self._labels[index])
         if self._n_classes == 1000:
-            from .default_model import imagenet_labels
+            from ..engine.models import imagenet_labels
 
             return imagenet_labels()[index]
         return f"class {index}"
@@ -319,7 +318,7 @@ class CamExplorer(ExplorerBase):
     # ------------------------------------------------------------------ computing
     def _key(self) -> tuple:
         layer = self.layer if self.method in _LAYER_METHODS else None
-        return (self._adapter.key(), self._image_key, "cam", self.method, layer,
+        return (self._adapter.identity, self._image.key, "cam", self.method, layer,
                 self.class_index, self._output)  # fmt: skip
 
     def _compute(self, method: str, layer: str, class_index: int) -> np.ndarray:
@@ -377,7 +376,7 @@ class CamExplorer(ExplorerBase):
         return self._runner.wait(timeout)
 
     def _draw(self, heat: np.ndarray) -> None:
-        from .images import resize_image
+        from ..images import resize_image
 
         self._heat = heat
         shown = heat if heat.shape == self._overlay_size else resize_image(heat, self._overlay_size)

@@ -6,12 +6,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .activation_cache import ActivationCache
-from .activation_explorer import ActivationExplorer, shared_cache
-from .explorer_base import ExplorerBase
-from .export import Section
-from .layer_summary import LayerSummary
-from .model_adapter import Preprocess, adapter_for
+from ..cache import ActivationCache, shared_cache
+from ..engine.adapter import Preprocess, adapter_for
+from ..export import Section
+from .activations import ActivationExplorer
+from .base import ExplorerBase
+from .summary import LayerSummary
 
 TABS = ("Activations", "Filters", "Class activation", "Summary")
 
@@ -80,12 +80,12 @@ class Explorer(ExplorerBase):
     def _on_tab(self, change: dict) -> None:
         tab = change["new"]
         if tab == 1 and self.filters is None:
-            from .filter_explorer import FilterExplorer
+            from .filters import FilterExplorer
 
             self.filters = FilterExplorer(self._adapter, layer=self.activations.layer)
             self._filters_box.children = [self.filters]
         elif tab == 2 and self.cam is None:
-            from .cam_explorer import CamExplorer
+            from .cam import CamExplorer
 
             self.cam = CamExplorer(
                 self._adapter, self._image, labels=self._labels, cache=self._cache

@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .model_adapter import ModelAdapter
+from ..engine.adapter import ModelAdapter
 
 
 def summary_rows(adapter: ModelAdapter) -> list[tuple[str, str]]:

@@ -38,16 +38,15 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import CnnVizError, LayerError, close_matches
-from .images import load_image, resize_image
-from .model_adapter import ModelAdapter, Preprocess, adapter_for
+from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
+from ..errors import CnnVizError, LayerError, close_matches
+from ..images import resize_image
 
 __all__ = [
     "CAM_METHODS",
@@ -239,26 +238,6 @@ def _cam_layer(adapter: ModelAdapter, layer: str | None) -> str:
         f"where the evidence lies. Pick a convolutional layer before the pooling, e.g. the "
         f"deepest one with a spatial map: {suggestion!r}."
     )
-
-
-def _image_size(image: Any, prepared: np.ndarray) -> tuple[int, int]:
-    """(height, width) of the image as the caller gave it (it has passed validation already)."""
-    if isinstance(image, np.ndarray):
-        shape = image.shape[1:] if image.ndim == 4 else image.shape
-        return int(shape[0]), int(shape[1])
-    try:
-        from PIL import Image
-
-        if isinstance(image, Image.Image):
-            return image.height, image.width
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        pass
-    if isinstance(image, (str, os.PathLike)):
-        # Decoded once more: the file's EXIF rotation decides its upright size.
-        return tuple(load_image(image).shape[:2])  # type: ignore[return-value]
-    shape = np.shape(image)
-    shape = shape[1:] if len(shape) == 4 else shape
-    return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else prepared.shape[:2]
 
 
 def _to_unit(heatmap: np.ndarray) -> np.ndarray:
@@ -578,7 +557,7 @@ def predict_top(
     [(285, 'Egyptian cat', 0.468...), (282, 'tiger cat', 0.156...)]
     """
     adapter = _adapter(model, preprocess)
-    pixels = adapter.prepare_image(image)
+    prepared = adapter.prepare(image)
     head = _head(adapter, output)
     n = head.classes
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
@@ -599,7 +578,7 @@ def predict_top(
         return _function(probabilities, [adapter.input_spec()])
 
     function = adapter.traced((_KEY, "probabilities", head.index), build)
-    probs = np.asarray(function(adapter.model_input(pixels))[0], dtype=np.float64)
+    probs = np.asarray(function(adapter.model_input(prepared))[0], dtype=np.float64)
     top = np.argsort(-probs, kind="stable")[: int(k)]
     return [(int(i), names(int(i)), float(probs[i])) for i in top]
 
@@ -607,7 +586,7 @@ def predict_top(
 def _labels(labels: Sequence[str] | None, n: int | None) -> Callable[[int], str]:
     if labels is None:
         if n == 1000:
-            from .default_model import imagenet_labels
+            from ..engine.models import imagenet_labels
 
             table = imagenet_labels()
             return table.__getitem__
@@ -693,7 +672,7 @@ def grad_cam(
     """
     _check_method(method, CAM_METHODS, "grad_cam")
     adapter = _adapter(model, preprocess)
-    pixels = adapter.prepare_image(image)
+    prepared = adapter.prepare(image)
     head = _head(adapter, output)
     index = _class_index(class_index, head)
     path = _cam_layer(adapter, layer)
@@ -701,9 +680,9 @@ def grad_cam(
         max_channels = _positive_or_none(max_channels, "max_channels")
         batch_size = _positive(batch_size, "batch_size")
     function = _cam_function(adapter, path, method, head, max_channels, batch_size)
-    heatmap, _ = function(adapter.model_input(pixels), index)
+    heatmap, _ = function(adapter.model_input(prepared), index)
     # Resize first, then scale to a maximum of 1: bilinear upsampling lowers peaks a little.
-    return _to_unit(_to_size(heatmap[0].numpy(), _image_size(image, pixels)))
+    return _to_unit(_to_size(heatmap[0].numpy(), prepared.size))
 
 
 def _positive(value: Any, what: str) -> int:
@@ -869,11 +848,11 @@ def saliency(
             "out, or use grad_cam(..., layer=...) for a class map of that layer."
         )
     adapter = _adapter(model, preprocess)
-    pixels = adapter.prepare_image(image)
+    prepared = adapter.prepare(image)
     head = _head(adapter, output)
     index = _class_index(class_index, head)
     path = _cam_layer(adapter, layer) if method == "guided_gradcam" else None
-    batch = adapter.model_input(pixels)
+    batch = adapter.model_input(prepared)
     if method == "smoothgrad":
         batch_size = _positive(batch_size, "batch_size")
         samples = _positive(samples, "samples")
@@ -898,7 +877,7 @@ def saliency(
         function = _saliency_function(adapter, method, head, 0, None)
         grads, _ = function(batch, index)
         grads = grads[0].numpy()
-    size = _image_size(image, pixels)
+    size = prepared.size
     if not reduce:
         return np.ascontiguousarray(_to_size(grads, size), dtype=np.float32)
     # Reduce at the model's resolution (the exact gradients), then resize the one plane.
@@ -989,7 +968,7 @@ def deconvnet(
     if keep not in ("max", "map"):
         raise CnnVizError(f"keep must be 'max' (strongest activation) or 'map'; got {keep!r}.")
     adapter = _adapter(model, preprocess)
-    pixels = adapter.prepare_image(image)
+    prepared = adapter.prepare(image)
     path = adapter.resolve_layer(layer)
     channels = adapter.layer_info(path).channels
     if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)):
@@ -1002,8 +981,8 @@ def deconvnet(
     function = adapter.traced(
         (_KEY, "deconvnet", path, keep), lambda: _build_deconvnet(adapter, path, keep)
     )
-    projection = function(adapter.model_input(pixels), int(channel))[0].numpy()
-    return np.ascontiguousarray(_to_size(projection, _image_size(image, pixels)), np.float32)
+    projection = function(adapter.model_input(prepared), int(channel))[0].numpy()
+    return np.ascontiguousarray(_to_size(projection, prepared.size), np.float32)
 
 
 def normalize_signed(array: Any, *, percentile: float = 99.5) -> np.ndarray:

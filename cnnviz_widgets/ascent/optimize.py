@@ -62,8 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CnnVizError, LayerError, ModelError
-from .model_adapter import ModelAdapter, Preprocess, adapter_for
+from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
+from ..errors import CnnVizError, LayerError, ModelError
 
 __all__ = [
     "DEFAULT_STEPS",
