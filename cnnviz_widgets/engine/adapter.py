@@ -19,15 +19,25 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import LayerError, ModelError, close_matches
 from ..images import PreparedImage, load_image, resize_image, to_channels
+from . import heads
 from .backend import compile, tensorflow, trace_count
-from .backend import keras as backend_keras
+from .graph import (
+    Alias,
+    LayerCall,
+    LayerInfo,
+    ReluRule,
+    Replacement,
+    check_is_keras_model,
+    needed_steps,
+    read_model,
+    top_ref,
+)
 
 #: Images for models that take any size are scaled down to this shorter side by default: the
 #: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
@@ -36,178 +46,6 @@ DEFAULT_SHORTER_SIDE = 224
 #: Signature of an optional preprocessing callable: a float32 batch (N, H, W, C) of 0–255 pixels
 #: in, the array the model expects out.
 Preprocess = Callable[[np.ndarray], Any]
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """What the adapter knows about one layer call, in execution order.
-
-    Attributes
-    ----------
-    path : str
-        Layer path, nested sub-model names joined with ``/`` (``"vgg16/block3_conv1"``).
-    class_name : str
-        The layer's class (``"Conv2D"``).
-    output_shape : tuple
-        Output shape without the batch axis; ``None`` where the size depends on the input.
-    params : int
-        Number of weights the layer owns (0 for a nested model's own entry is not used: nested
-        models are listed with the total of their layers).
-    depth : int
-        How many sub-models the layer sits inside (0 for top-level layers).
-    """
-
-    path: str
-    class_name: str
-    output_shape: tuple[int | None, ...]
-    params: int
-    depth: int
-
-    @property
-    def spatial(self) -> bool:
-        """True when the output is a 4-D (batch, height, width, channels) feature map."""
-        return len(self.output_shape) == 3
-
-    @property
-    def channels(self) -> int | None:
-        """Number of channels of a spatial output (``None`` if not spatial or unknown)."""
-        return self.output_shape[-1] if self.spatial else None
-
-
-class _Call:
-    """Replay one layer call: read its inputs from the tensor table, write its outputs."""
-
-    __slots__ = ("info", "input_ids", "node", "operation", "output_ids", "takes_training")
-
-    def __init__(self, info: LayerInfo, node: Any) -> None:
-        self.info = info
-        self.node = node
-        self.operation = node.operation
-        self.input_ids = tuple(id(t) for t in node.input_tensors)
-        self.output_ids = tuple(id(t) for t in node.outputs)
-        self.takes_training = bool(getattr(node.operation, "_call_has_training_arg", False))
-
-    def run(self, values: dict[int, Any], replace: Replacement | None = None) -> None:
-        args, kwargs = self.node.arguments.fill_in(values)
-        if self.takes_training:
-            # Inference behaviour always: batch norm uses its moving statistics, dropout and
-            # augmentation layers pass their input through.
-            kwargs = {**kwargs, "training": False}
-        if replace is None:
-            outputs = self.operation(*args, **kwargs)
-        else:
-            outputs = replace(self.operation, args, kwargs)
-        flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        for ref, value in zip(self.output_ids, flat, strict=True):
-            values[ref] = value
-
-
-class _Alias:
-    """Make tensors of one graph stand for tensors of another (entering/leaving a sub-model)."""
-
-    __slots__ = ("info", "input_ids", "output_ids")
-
-    def __init__(self, sources: Sequence[Any], targets: Sequence[Any], info: LayerInfo | None):
-        self.input_ids = tuple(id(t) for t in sources)
-        self.output_ids = tuple(id(t) for t in targets)
-        self.info = info
-
-    def run(self, values: dict[int, Any], replace: Replacement | None = None) -> None:
-        for src, dst in zip(self.input_ids, self.output_ids, strict=True):
-            values[dst] = values[src]
-
-
-#: Computes a layer call differently (its inputs as Keras would pass them), e.g. without its
-#: softmax, or with another ReLU rule.
-Replacement = Callable[[Any, tuple, dict], Any]
-
-#: A ReLU rule for guided backprop and deconvnet: ``relu(x, max_value)`` with max_value 6.0 for
-#: ReLU6 and None for a plain ReLU.
-ReluRule = Callable[[Any, "float | None"], Any]
-
-
-class _WithoutActivation:
-    """Stands in for a layer inside its own ``call`` with the activation made the identity.
-
-    Reading every other attribute (kernel, bias, convolution_op, ...) goes to the real layer, so
-    nothing is copied and nothing of the user's layer changes.
-    """
-
-    def __init__(self, layer: Any) -> None:
-        object.__setattr__(self, "_layer", layer)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._layer, name)
-
-    @staticmethod
-    def activation(x: Any) -> Any:
-        return x
-
-
-def _pre_activation(layer: Any, args: tuple, kwargs: dict) -> Any:
-    """The output of a Dense/Conv-like layer before its fused activation, in float32."""
-    import keras
-
-    # ``call`` is used without Keras' ``__call__``, which would cast inputs and weights for
-    # mixed precision; computing in the variables' float32 sidesteps that.
-    x = keras.ops.cast(args[0], layer.variable_dtype)
-    kwargs = {k: v for k, v in kwargs.items() if k != "training" or layer._call_has_training_arg}
-    return type(layer).call(_WithoutActivation(layer), x, *args[1:], **kwargs)
-
-
-def _activation_name(layer: Any) -> str | None:
-    """'relu', 'relu6', 'softmax', 'sigmoid', 'linear', ... for a layer's own activation."""
-    import keras
-
-    if isinstance(layer, keras.layers.ReLU):
-        plain = float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0
-        if not plain or layer.max_value not in (None, 6.0, 6):
-            return "leaky_or_clipped_relu"
-        return "relu" if layer.max_value is None else "relu6"
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", None) if callable(activation) else None
-
-
-def _graph_of(layer: Any) -> Any | None:
-    """The functional graph behind a model-like layer, or None for a plain layer."""
-    import keras
-
-    if isinstance(layer, keras.Sequential):
-        return layer._functional  # Keras builds it as soon as the input shape is known
-    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
-        return layer
-    return None
-
-
-def _shape_without_batch(tensor: Any) -> tuple[int | None, ...]:
-    shape = tuple(tensor.shape)
-    return tuple(None if d is None else int(d) for d in shape[1:])
-
-
-def _count_params(layer: Any) -> int:
-    # Bare keras.ops applied to symbolic tensors (MobileNetV3's hard-sigmoid, ConvNeXt's adds)
-    # appear in the graph as weightless Operations, not Layers.
-    return int(sum(int(np.prod(w.shape)) for w in getattr(layer, "weights", ())))
-
-
-def _check_is_keras_model(model: Any) -> None:
-    keras = backend_keras()
-
-    if not isinstance(model, keras.Model):
-        kind = type(model).__module__ + "." + type(model).__qualname__
-        hint = ""
-        if "torch" in kind:
-            hint = " PyTorch modules are not supported; cnnviz_widgets works with Keras 3 models."
-        elif "tf_keras" in kind or "tensorflow.python.keras" in kind:
-            hint = (
-                " This looks like a legacy tf.keras (Keras 2) model; save it to .h5 and load it "
-                "with Keras 3's keras.models.load_model."
-            )
-        raise ModelError(
-            f"Expected a Keras 3 model (keras.Model, keras.Sequential); got {kind}.{hint}"
-        )
 
 
 class ModelAdapter:
@@ -246,101 +84,28 @@ class ModelAdapter:
         preprocess: Preprocess | None = None,
         image_size: int | tuple[int, int] | None = None,
     ) -> None:
-        _check_is_keras_model(model)
+        check_is_keras_model(model)
         self.model = model
         self.preprocess = preprocess
         self.image_size = image_size
         self._lock = threading.RLock()
         self._identity = f"adapter-{next(_serial)}"
         self._functions: dict[Hashable, Any] = {}
-        self._steps: list[_Call | _Alias] | None = None
+        self._steps: list[LayerCall | Alias] | None = None
         self._layers: list[LayerInfo] | None = None
         self._graph = None
-        if _graph_of(model) is not None or not isinstance(model, _sequential_class()):
-            self._read_graph()
+        self._read_graph()
 
     # ------------------------------------------------------------------ reading the model
     def _read_graph(self, image_shape: tuple[int, ...] | None = None) -> None:
-        """Flatten the model into steps; build a never-built Sequential model first."""
-        import keras
-
-        model = self.model
-        graph = _graph_of(model)
-        if graph is None and isinstance(model, keras.Sequential):
-            if image_shape is None:
-                return  # built lazily, on the first image
-            try:
-                model.build((None, *image_shape))
-            except Exception as exc:  # Keras raises ValueError/TypeError here
-                raise ModelError(
-                    f"Could not build the Sequential model {model.name!r} for images of shape "
-                    f"{image_shape}: {exc}. Give it an input shape, e.g. "
-                    "keras.Input(shape=(224, 224, 3)) as its first layer."
-                ) from exc
-            graph = _graph_of(model)
-        if graph is None:
-            raise ModelError(
-                f"{type(model).__name__} {model.name!r} is a subclassed Keras model: it has no "
-                "layer graph to read intermediate outputs from. Rebuild it as a functional model "
-                "(x = keras.Input(shape); y = layer(x) ...; keras.Model(x, y)) or a "
-                "keras.Sequential, reusing the same layer objects, and pass that."
-            )
-        if len(graph.inputs) != 1:
-            raise ModelError(
-                f"Model {model.name!r} has {len(graph.inputs)} inputs; models with several inputs "
-                "are not supported yet. Wrap the image branch in a model of its own and pass that."
-            )
-        steps: list[_Call | _Alias] = []
-        layers: list[LayerInfo] = []
-        self._flatten(graph, "", 0, steps, layers)
-        self._graph = graph
-        self._steps = steps
-        self._layers = layers
-        self._by_path = {info.path: info for info in layers}
-        self._step_of = {s.info.path: s for s in steps if s.info is not None}
-        self._input = graph.inputs[0]
-        shape = tuple(self._input.shape)
-        if len(shape) != 4:
-            raise ModelError(
-                f"Model {model.name!r} takes inputs of shape {shape}; cnnviz_widgets needs an "
-                "image input of shape (batch, height, width, channels)."
-            )
-        self.input_shape: tuple[int | None, int | None, int] = (shape[1], shape[2], int(shape[3]))
-
-    def _flatten(
-        self,
-        graph: Any,
-        prefix: str,
-        depth: int,
-        steps: list[_Call | _Alias],
-        layers: list[LayerInfo],
-    ) -> None:
-        seen: dict[str, int] = {}
-        for node_depth in sorted(graph._nodes_by_depth, reverse=True):
-            for node in graph._nodes_by_depth[node_depth]:
-                if node.operation is None or node.is_input:
-                    continue
-                op = node.operation
-                # A layer called twice (shared weights) gets "name:2" for its second call.
-                seen[op.name] = seen.get(op.name, 0) + 1
-                name = op.name if seen[op.name] == 1 else f"{op.name}:{seen[op.name]}"
-                path = prefix + name
-                inner = _graph_of(op)
-                out_shape = _shape_without_batch(node.outputs[0]) if node.outputs else ()
-                info = LayerInfo(path, type(op).__name__, out_shape, _count_params(op), depth)
-                if inner is not None:
-                    if len(inner.inputs) != len(node.input_tensors):
-                        raise ModelError(
-                            f"Nested model {path!r} is called with {len(node.input_tensors)} "
-                            f"tensors but has {len(inner.inputs)} inputs; not supported yet."
-                        )
-                    steps.append(_Alias(node.input_tensors, inner.inputs, None))
-                    self._flatten(inner, path + "/", depth + 1, steps, layers)
-                    # The sub-model's own entry: its output, reached when its last layer is.
-                    steps.append(_Alias(inner.outputs, node.outputs, info))
-                else:
-                    steps.append(_Call(info, node))
-                layers.append(info)
+        read = read_model(self.model, image_shape)
+        if read is None:
+            return  # a never-built Sequential model: built on the first image
+        self._graph, self._steps, self._layers = read.graph, read.steps, read.layers
+        self._by_path = {info.path: info for info in read.layers}
+        self._step_of = {s.info.path: s for s in read.steps if s.info is not None}
+        self._input = read.graph.inputs[0]
+        self.input_shape: tuple[int | None, int | None, int] = read.input_shape
 
     def build_for(self, image_shape: tuple[int, int, int]) -> None:
         """Build a never-built Sequential model for images of ``(height, width, channels)``.
@@ -374,7 +139,7 @@ class ModelAdapter:
         return [info.path for info in self.layers if info.spatial and not self._is_submodel(info)]
 
     def _is_submodel(self, info: LayerInfo) -> bool:
-        return isinstance(self._step_of.get(info.path), _Alias)
+        return isinstance(self._step_of.get(info.path), Alias)
 
     def _require_built(self) -> None:
         if self._steps is None:
@@ -555,16 +320,17 @@ class ModelAdapter:
         needed = list(targets)
         head_ref = None
         if logits:
-            head_ref, head_step, head_replacement = self._head(output)
+            head = self._head(output)
+            head_ref = head.ref
             needed.append(head_ref)
-            if head_replacement is not None:
-                replace[id(head_step)] = head_replacement
+            if head.replacement is not None:
+                replace[id(head.step)] = head.replacement
         if relu is not None:
-            for step_id, replacement in self._relu_replacements(relu).items():
+            for step_id, replacement in heads.relu_replacements(self._steps, relu).items():
                 replace.setdefault(step_id, replacement)
         wanted = set(targets)
-        values: dict[int, Any] = {id(self._input): batch}
-        for step in self._needed_steps(needed):
+        values: dict[Any, Any] = {top_ref(self._input): batch}
+        for step in needed_steps(self._steps, needed):
             step.run(values, replace.get(id(step)))
             if watch is not None:
                 for ref in wanted.intersection(step.output_ids):
@@ -577,110 +343,22 @@ class ModelAdapter:
     def output_names(self) -> list[str]:
         """Paths of the layers that produce the model's outputs, in output order."""
         self._require_built()
-        return [self._producer(id(t)).info.path for t in self._graph.outputs]
+        return heads.output_names(self._graph, self._steps)
 
-    def _producer(self, ref: int) -> _Call:
-        """The layer call that computes tensor ``ref`` (looking through sub-model boundaries)."""
-        for step in reversed(self._steps):
-            if ref in step.output_ids:
-                if isinstance(step, _Alias):
-                    ref = step.input_ids[step.output_ids.index(ref)]
-                    continue
-                return step
-        raise ModelError(f"No layer of model {self.model.name!r} computes that output.")
-
-    def _head(self, output: int | str | None) -> tuple[int, _Call, Replacement | None]:
-        """The class-score output: its tensor, its layer call, and how to drop its softmax."""
-        outputs = self._graph.outputs
-        names = self.output_names
-        if output is None:
-            if len(outputs) > 1:
-                listed = ", ".join(
-                    f"{i}: {n!r} {self._by_path[n].output_shape}" for i, n in enumerate(names)
-                )
-                raise ModelError(
-                    f"Model {self.model.name!r} has {len(outputs)} outputs ({listed}). Choose "
-                    "the class scores with output=<index or name>."
-                )
-            index = 0
-        elif isinstance(output, str):
-            matches = [i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1])]
-            if not matches:
-                raise ModelError(
-                    f"No output {output!r}; the model's outputs are {names} (or use an index)."
-                )
-            index = matches[0]
-        else:
-            if not 0 <= int(output) < len(outputs):
-                raise ModelError(
-                    f"output={output} is out of range: model {self.model.name!r} has "
-                    f"{len(outputs)} output(s), 0–{len(outputs) - 1}."
-                )
-            index = int(output)
-        ref = id(outputs[index])
-        step = self._producer(ref)
-        shape = _shape_without_batch(outputs[index])
-        if len(shape) != 1:
-            raise ModelError(
-                f"Output {names[index]!r} has shape {shape}, not a vector of class scores "
-                "(batch, classes), so there is no class to explain. Class views need a "
-                "classifier head; pass output=<index> if another output is the classifier."
-            )
-        activation = _activation_name(step.operation)
-        replacement: Replacement | None = None
-        if activation in ("softmax", "sigmoid"):
-            import keras
-
-            if isinstance(step.operation, (keras.layers.Activation, keras.layers.Softmax)):
-                replacement = _pass_input_through
-            else:
-                replacement = _pre_activation
-        return ref, step, replacement
+    def _head(self, output: int | str | None) -> heads.Head:
+        self._require_built()
+        return heads.find_head(self.model.name, self._graph, self._steps, self._by_path, output)
 
     def class_count(self, output: int | str | None = None) -> int:
         """How many classes the class-score output has (see :meth:`forward` for ``output``)."""
-        ref, _, _ = self._head(output)
-        return int(next(t for t in self._graph.outputs if id(t) == ref).shape[-1])
+        return self._head(output).classes
 
     def head_activation(self, output: int | str | None = None) -> str:
         """'softmax' or 'sigmoid': what turns the head's logits into probabilities.
 
         A head without a softmax of its own is taken to output logits, read with a softmax.
         """
-        _, step, _ = self._head(output)
-        return "sigmoid" if _activation_name(step.operation) == "sigmoid" else "softmax"
-
-    def _relu_replacements(self, relu: ReluRule) -> dict[int, Replacement]:
-        import keras
-
-        replacements: dict[int, Replacement] = {}
-        for step in self._steps:
-            if not isinstance(step, _Call):
-                continue
-            layer = step.operation
-            kind = _activation_name(layer)
-            if kind not in ("relu", "relu6"):
-                continue
-            max_value = 6.0 if kind == "relu6" else None
-            standalone = isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
-
-            def replacement(op, args, kwargs, _max=max_value, _standalone=standalone):
-                x = args[0] if _standalone else _pre_activation(op, args, kwargs)
-                return relu(x, _max)
-
-            replacements[id(step)] = replacement
-        return replacements
-
-    def _needed_steps(self, refs: Sequence[int]) -> list[_Call | _Alias]:
-        """Only the steps the tensors ``refs`` depend on (later layers are never run)."""
-        needed: set[int] = set(refs)
-        keep: list[_Call | _Alias] = []
-        for step in reversed(self._steps):
-            if needed.intersection(step.output_ids):
-                keep.append(step)
-                needed.update(step.input_ids)
-        keep.reverse()
-        return keep
+        return self._head(output).activation
 
     def activations(self, image: Any, layer: str) -> np.ndarray:
         """The feature map of ``layer`` for ``image``: float32 (H, W, C).
@@ -722,16 +400,6 @@ class ModelAdapter:
             return list(self._functions)
 
 
-def _pass_input_through(layer: Any, args: tuple, kwargs: dict) -> Any:
-    return args[0]
-
-
-def _sequential_class() -> type:
-    import keras
-
-    return keras.Sequential
-
-
 # Adapters live in a private attribute of the model they read, not in a global registry: an
 # adapter holds its model (and traced graphs), so a global table — even a weak-keyed one —
 # would keep every model ever explored alive. On the model, the pair is one reference cycle
@@ -756,7 +424,7 @@ def adapter_for(
     """
     if isinstance(model, ModelAdapter):
         return model
-    _check_is_keras_model(model)
+    check_is_keras_model(model)
     options = (preprocess, image_size)
     with _adapters_lock:
         per_model = model.__dict__.get(_ADAPTERS_ATTRIBUTE)

@@ -1,0 +1,164 @@
+"""The model's head, read on the fly: which output holds the class scores, and its logits.
+
+Gradient views differentiate the **logits** (after a saturated softmax gradients all but
+vanish), so the head's softmax or sigmoid is left out while replaying — by a replacement for
+that one layer call, never by changing the user's model. Guided backprop and deconvnet change
+the backward pass of every ReLU the same way (:func:`relu_replacements`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ModelError
+from .graph import (
+    Alias,
+    LayerCall,
+    LayerInfo,
+    Ref,
+    ReluRule,
+    Replacement,
+    activation_name,
+    pass_input_through,
+    pre_activation,
+    producer,
+    shape_without_batch,
+    top_ref,
+)
+
+__all__ = ["Head", "find_head", "output_names", "relu_replacements"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The output chosen as class scores.
+
+    Attributes
+    ----------
+    index : int
+        Position among the model's outputs.
+    name : str
+        Layer path of the layer that computes it.
+    ref : Ref
+        Its tensor in the replayed graph.
+    step : LayerCall
+        The layer call that computes it.
+    replacement : callable or None
+        How to compute that call without its softmax/sigmoid (None: it outputs logits already).
+    classes : int
+        Length of the score vector.
+    activation : str
+        ``"sigmoid"`` or ``"softmax"``: what turns the logits into probabilities.
+    """
+
+    index: int
+    name: str
+    ref: Ref
+    step: LayerCall
+    replacement: Replacement | None
+    classes: int
+    activation: str
+
+
+def output_names(graph: Any, steps: Sequence[LayerCall | Alias]) -> list[str]:
+    """Paths of the layers that produce the model's outputs, in output order."""
+    return [producer(steps, top_ref(t)).info.path for t in graph.outputs]
+
+
+def _output_index(
+    model_name: str, names: list[str], shapes: list[tuple], output: int | str | None
+) -> int:
+    if output is None:
+        if len(names) > 1:
+            listed = ", ".join(f"{i}: {n!r} {shapes[i]}" for i, n in enumerate(names))
+            raise ModelError(
+                f"Model {model_name!r} has {len(names)} outputs ({listed}). Choose "
+                "the class scores with output=<index or name>."
+            )
+        return 0
+    if isinstance(output, str):
+        matches = [i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1])]
+        if not matches:
+            raise ModelError(
+                f"No output {output!r}; the model's outputs are {names} (or use an index)."
+            )
+        return matches[0]
+    if not 0 <= int(output) < len(names):
+        raise ModelError(
+            f"output={output} is out of range: model {model_name!r} has "
+            f"{len(names)} output(s), 0–{len(names) - 1}."
+        )
+    return int(output)
+
+
+def find_head(
+    model_name: str,
+    graph: Any,
+    steps: Sequence[LayerCall | Alias],
+    by_path: dict[str, LayerInfo],
+    output: int | str | None,
+) -> Head:
+    """The class-score output chosen by ``output`` (index, name, or None for the only one).
+
+    Raises
+    ------
+    ModelError
+        Several outputs and no ``output=``; an unknown or out-of-range output; an output that is
+        not a vector of scores.
+    """
+    import keras
+
+    names = output_names(graph, steps)
+    shapes = [by_path[n].output_shape for n in names]
+    index = _output_index(model_name, names, shapes, output)
+    tensor = graph.outputs[index]
+    ref = top_ref(tensor)
+    step = producer(steps, ref)
+    shape = shape_without_batch(tensor)
+    if len(shape) != 1:
+        raise ModelError(
+            f"Output {names[index]!r} has shape {shape}, not a vector of class scores "
+            "(batch, classes), so there is no class to explain. Class views need a "
+            "classifier head; pass output=<index> if another output is the classifier."
+        )
+    activation = activation_name(step.operation)
+    replacement: Replacement | None = None
+    if activation in ("softmax", "sigmoid"):
+        if isinstance(step.operation, (keras.layers.Activation, keras.layers.Softmax)):
+            replacement = pass_input_through
+        else:
+            replacement = pre_activation
+    return Head(
+        index=index,
+        name=names[index],
+        ref=ref,
+        step=step,
+        replacement=replacement,
+        classes=int(shape[0]),
+        activation="sigmoid" if activation == "sigmoid" else "softmax",
+    )
+
+
+def relu_replacements(steps: Sequence[LayerCall | Alias], relu: ReluRule) -> dict[int, Replacement]:
+    """For every ReLU/ReLU6 call (standalone or fused into a layer): compute it with ``relu``."""
+    import keras
+
+    replacements: dict[int, Replacement] = {}
+    for step in steps:
+        if not isinstance(step, LayerCall):
+            continue
+        layer = step.operation
+        kind = activation_name(layer)
+        if kind not in ("relu", "relu6"):
+            continue
+        max_value = 6.0 if kind == "relu6" else None
+        standalone = isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
+
+        def replacement(op, args, kwargs, _max=max_value, _standalone=standalone):
+            x = args[0] if _standalone else pre_activation(op, args, kwargs)
+            return relu(x, _max)
+
+        replacements[id(step)] = replacement
+    return replacements
