@@ -181,6 +181,59 @@ def _shape_error(shape: tuple[int, ...]) -> ImageError:
     )
 
 
+#: Floats a little outside 0-255 (a resize's overshoot) are still read as 0-255 and clipped.
+_FLOAT_SLACK = 0.5
+
+
+def _scale_to_255(array: np.ndarray) -> float:
+    """The factor that brings ``array`` to the 0-255 scale, read from its dtype and values.
+
+    * bool: 255 (``True`` is white);
+    * 8-bit integers: 1; 16-bit unsigned (PIL ``"I;16"``, 16-bit PNG/TIFF): 255/65535;
+    * other integers (PIL ``"I"`` holds int32): 1 when every value is in 0-255, 255/65535
+      when every value is in 0-65535 (16-bit data in a wider type);
+    * floats: 255 when every value is in [0, 1], 1 when in [0, 255] (±0.5 of slack).
+
+    Raises
+    ------
+    ImageError
+        Negative integers, integers beyond 16 bits, floats on neither scale (e.g. a
+        normalised −1…1 or mean-subtracted image): the message gives the range found and how
+        to bring it to 0-255.
+    """
+    dtype = array.dtype
+    if dtype == np.bool_:
+        return 255.0
+    if dtype.kind in "ui" and dtype.itemsize == 1 and (dtype.kind == "u" or array.min() >= 0):
+        return 1.0
+    if dtype.kind == "u" and dtype.itemsize == 2:
+        return 255.0 / 65535.0
+    low, high = float(array.min()), float(array.max())
+    if dtype.kind in "ui":
+        if low >= 0 and high <= 255:
+            return 1.0
+        if low >= 0 and high <= 65535:
+            return 255.0 / 65535.0
+        raise ImageError(
+            f"The {dtype} image's values run from {low:g} to {high:g}: neither 8-bit (0-255) nor "
+            "16-bit (0-65535). Bring them to 0-255 first, e.g. "
+            "np.interp(image, (image.min(), image.max()), (0, 255))."
+        )
+    if low >= 0.0 and high <= 1.0:
+        return 255.0
+    if low >= -_FLOAT_SLACK and high <= 255.0 + _FLOAT_SLACK:
+        return 1.0
+    hint = (
+        "(image + 1) * 127.5 for an image normalised to -1…1"
+        if low >= -1.0 and high <= 1.0
+        else "np.interp(image, (image.min(), image.max()), (0, 255))"
+    )
+    raise ImageError(
+        f"The {dtype} image's values run from {low:g} to {high:g}: neither 0-1 nor 0-255, so "
+        f"their scale is unknown. Pass the photo before normalisation, or rescale it: {hint}."
+    )
+
+
 def load_image(image: Any) -> np.ndarray:
     """Turn user input into the image array that the rest of the package works with.
 
@@ -192,12 +245,14 @@ def load_image(image: Any) -> np.ndarray:
           method (a TensorFlow or CPU PyTorch tensor) is converted with :func:`numpy.asarray`.
           Value scales by dtype:
 
-          * ``uint8`` and other integers: taken as 0-255 as they are;
+          * ``uint8`` and other integers: taken as 0-255 as they are (wider integers whose
+            values exceed 255 are read as 16-bit);
           * ``uint16``: scaled from 0-65535 to 0-255;
           * ``bool``: ``False`` -> 0, ``True`` -> 255;
           * floats: if every value lies in [0, 1] the image is taken to be on a 0-1 scale and
-            multiplied by 255; otherwise the values are taken as 0-255 as they are. (So a float
-            image on a 0-255 scale that happens to be no brighter than 1 is read as 0-1.)
+            multiplied by 255; within 0-255 they are taken as they are. (So a float image on
+            a 0-255 scale that happens to be no brighter than 1 is read as 0-1.) Floats on
+            neither scale (a normalised -1…1 image) are refused with how to rescale them.
 
           A 4th (alpha) channel is dropped, with an :class:`ImageConversionWarning`.
         - A path to an image file, opened with Pillow (EXIF rotation applied).
@@ -278,12 +333,11 @@ def load_image(image: Any) -> np.ndarray:
 
     # The one copy: float32, C order, never a view of the caller's array.
     result = np.array(array, dtype=np.float32, order="C", copy=True)
-    if dtype == np.bool_:
-        result *= 255.0
-    elif dtype == np.uint16:
-        result *= np.float32(255.0 / 65535.0)
-    elif dtype.kind == "f" and result.min() >= 0.0 and result.max() <= 1.0:
-        result *= 255.0
+    result *= np.float32(_scale_to_255(array))
+    if dtype.kind == "f":
+        # A float photo on the 0-255 scale that went through a sharpening resize overshoots a
+        # little; those few tenths are clipped, not refused.
+        np.clip(result, 0.0, 255.0, out=result)
     if result.ndim == 2:
         result = result[:, :, np.newaxis]
     if channels in (2, 4):
