@@ -74,6 +74,7 @@ def paged_conv_model(keras):
 @pytest.fixture
 def never_built_sequential(keras):
     """A Sequential model with no Input: Keras has not built it (no weights yet)."""
+    keras.utils.set_random_seed(5)  # its weights are drawn on first use
     return keras.Sequential(
         [
             keras.layers.Conv2D(4, 3, name="conv1"),

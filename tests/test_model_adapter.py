@@ -57,11 +57,17 @@ def test_the_submodel_itself_is_listed_among_layers_but_not_twice_in_paths(tiny_
     )
 
 
-def test_never_built_sequential_is_built_on_first_image(keras, never_built_sequential, rgb16):
+def test_never_built_sequential_is_read_on_first_image(keras, never_built_sequential, rgb16):
     assert not never_built_sequential.built
+    # Before any image the shapes are unknown: every layer is listed by name.
+    assert ModelAdapter(never_built_sequential).layer_paths == [
+        "conv1", "pool1", "conv2", "gap", "logits"
+    ]
     with pytest.raises(ModelError, match="was never built.*Pass an image first"):
-        _ = ModelAdapter(never_built_sequential).layer_paths
+        _ = ModelAdapter(never_built_sequential).layers
     assert layer_paths(never_built_sequential, image=rgb16) == ["conv1", "pool1", "conv2"]
+    # Reading it for that image left the user's model object as it was.
+    assert not never_built_sequential.built
     out = activations(never_built_sequential, rgb16, "conv2")
     conv1, pool1, conv2 = (never_built_sequential.get_layer(n) for n in ("conv1", "pool1", "conv2"))
     want = np.asarray(conv2(pool1(conv1(rgb16[None].astype("float32")))))[0]

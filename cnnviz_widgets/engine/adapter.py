@@ -55,8 +55,9 @@ class ModelAdapter:
     ----------
     model : keras.Model
         A functional or Sequential model with one image input. Nested sub-models are flattened
-        into layer paths. A Sequential model that was never built is built for the first image's
-        size (exactly as Keras does on its first call; no weight values change).
+        into layer paths. A Sequential model that was never built is read for the first image's
+        size by calling its layers on an input of ours (the model object itself stays unbuilt;
+        its layers create their weights, as on Keras' own first call).
     preprocess : callable, optional
         For models whose preprocessing lives outside them (e.g.
         ``keras.applications.vgg16.preprocess_input``): called on a float32 batch of 0–255 RGB
@@ -135,7 +136,13 @@ class ModelAdapter:
 
     @property
     def layer_paths(self) -> list[str]:
-        """Paths of the layers with a spatial (4-D) output, in execution order."""
+        """Paths of the layers with a spatial (4-D) output, in execution order.
+
+        For a Sequential model that was never built (and no image given yet) the shapes are not
+        known: every layer's name is listed.
+        """
+        if not self.built:
+            return [layer.name for layer in self.model.layers]
         return [info.path for info in self.layers if info.spatial and not self._is_submodel(info)]
 
     def _is_submodel(self, info: LayerInfo) -> bool:

@@ -352,15 +352,7 @@ def read_model(model: Any, image_shape: tuple[int, ...] | None = None) -> ModelG
     if graph is None and isinstance(model, keras.Sequential):
         if image_shape is None:
             return None
-        try:
-            model.build((None, *image_shape))
-        except Exception as exc:  # Keras raises ValueError/TypeError here
-            raise ModelError(
-                f"Could not build the Sequential model {model.name!r} for images of shape "
-                f"{image_shape}: {exc}. Give it an input shape, e.g. "
-                "keras.Input(shape=(224, 224, 3)) as its first layer."
-            ) from exc
-        graph = graph_of(model)
+        graph = _sequential_graph(model, image_shape)
     if graph is None:
         raise ModelError(
             f"{type(model).__name__} {model.name!r} is a subclassed Keras model: it has no "
@@ -375,11 +367,69 @@ def read_model(model: Any, image_shape: tuple[int, ...] | None = None) -> ModelG
         )
     shape = tuple(graph.inputs[0].shape)
     if len(shape) != 4:
-        raise ModelError(
-            f"Model {model.name!r} takes inputs of shape {shape}; cnnviz_widgets needs an "
-            "image input of shape (batch, height, width, channels)."
-        )
+        raise ModelError(_not_an_image_input(model, graph, shape))
     steps: list[LayerCall | Alias] = []
     layers: list[LayerInfo] = []
     flatten(graph, "", 0, steps, layers)
+    _refuse_channels_first(model, steps)
     return ModelGraph(graph, steps, layers, (shape[1], shape[2], int(shape[3])))
+
+
+def _sequential_graph(model: Any, image_shape: tuple[int, ...]) -> Any:
+    """A functional graph over a never-built Sequential model's own layers, for one image size.
+
+    ``model.build()`` would fix the user's model to that size and mark it built; calling its
+    layers on an input of ours gives the same graph (same layer objects, same weights) and
+    leaves the model object as it was.
+    """
+    import keras
+
+    try:
+        inputs = keras.Input(shape=tuple(image_shape), name=f"{model.name}_input")
+        x = inputs
+        for layer in model.layers:
+            x = layer(x)
+        return keras.Model(inputs, x, name=model.name)
+    except Exception as exc:  # Keras raises ValueError/TypeError here
+        raise ModelError(
+            f"Could not build the Sequential model {model.name!r} for images of shape "
+            f"{tuple(image_shape)}: {exc}. Give it an input shape, e.g. "
+            "keras.Input(shape=(224, 224, 3)) as its first layer."
+        ) from exc
+
+
+def _not_an_image_input(model: Any, graph: Any, shape: tuple) -> str:
+    """The message for a model whose input is not one image batch (video, sequences, vectors)."""
+    import keras
+
+    wrapped = [
+        layer
+        for layer in graph.layers
+        if isinstance(layer, keras.layers.TimeDistributed) and len(shape) == 5
+    ]
+    if wrapped:
+        inner = wrapped[0].layer
+        return (
+            f"Model {model.name!r} takes a sequence of frames (input shape {shape}); "
+            "cnnviz_widgets explains one image at a time. Pass the per-frame model instead: "
+            f"model.get_layer({wrapped[0].name!r}).layer (the {type(inner).__name__} "
+            f"{inner.name!r}), with one frame as the image."
+        )
+    return (
+        f"Model {model.name!r} takes inputs of shape {shape}; cnnviz_widgets needs an "
+        "image input of shape (batch, height, width, channels)."
+    )
+
+
+def _refuse_channels_first(model: Any, steps: Sequence[LayerCall | Alias]) -> None:
+    for step in steps:
+        if isinstance(step, LayerCall):
+            if getattr(step.operation, "data_format", None) == "channels_first":
+                raise ModelError(
+                    f"Model {model.name!r} uses data_format='channels_first' (layer "
+                    f"{step.info.path!r}): its feature maps are (channels, height, width). "
+                    "cnnviz_widgets reads channels-last models, Keras' default. Rebuild the "
+                    "model with data_format='channels_last' and copy the weights over "
+                    "(new.set_weights(old.get_weights()) for the same layers), or set "
+                    "keras.config.set_image_data_format('channels_last') before building it."
+                )
