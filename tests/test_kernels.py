@@ -1,4 +1,5 @@
-"""Kernels: reading them from any conv layer, drawing them (with numbers), hand-made filters."""
+"""Kernels: reading them from any conv layer (engine.weights), drawing them with numbers
+(render.kernels), and the hand-made filter network (engine.models)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import numpy as np
 import pytest
 
 from cnnviz_widgets.engine.adapter import activations
+from cnnviz_widgets.engine.models import handmade_filter_model
+from cnnviz_widgets.engine.weights import kernel_weights
 from cnnviz_widgets.errors import CnnVizError, LayerError
 from cnnviz_widgets.render.kernels import (
     DEFAULT_FILTERS,
     _font_scale,
     _format_value,
     _text_mask,
-    handmade_filter_model,
     kernel_grid,
-    kernel_weights,
+    pad_kernel,
 )
 
 
@@ -154,7 +156,18 @@ def test_other_kernels_are_one_diverging_tile_per_input_and_output():
 
 
 def test_kernel_grid_reads_a_model_layer_and_rejects_bad_input(convs):
-    assert kernel_grid(convs, "dw", cell=3).dtype == np.uint8
+    from_model = kernel_grid(convs, "dw", cell=3)
+    assert from_model.dtype == np.uint8
+    # the model form is only a shortcut for reading the kernels through the engine
+    np.testing.assert_array_equal(from_model, kernel_grid(kernel_weights(convs, "dw"), cell=3))
+    with pytest.raises(CnnVizError, match=r"needs kernels \(a \(kh, kw, in, out\) array\) or a model"):
+        kernel_grid(convs)
+    with pytest.raises(CnnVizError, match=r"^Unknown normalize mode 'global'\..*'layer', 'kernel'"):
+        kernel_grid(np.ones((3, 3, 1, 1), np.float32), normalize="global")
+    with pytest.raises(CnnVizError, match=r"^cell must be ≥ 1; got 0\.$"):
+        kernel_grid(np.ones((3, 3, 1, 1), np.float32), cell=0)
+    with pytest.raises(CnnVizError, match=r"^columns must be ≥ 1; got -2\.$"):
+        kernel_grid(np.ones((3, 3, 1, 4), np.float32), columns=-2)
     with pytest.raises(CnnVizError, match="kernels must be a non-empty"):
         kernel_grid(np.zeros((3, 3)))
     with pytest.raises(CnnVizError, match=r"outputs \[9\] out of range.*5 output channels \(0–4\)"):
@@ -164,6 +177,26 @@ def test_kernel_grid_reads_a_model_layer_and_rejects_bad_input(convs):
 
 
 # ------------------------------------------------------------------------------ hand-made
+def test_default_filters_are_the_lesson_edges_and_the_padded_sobel_pair():
+    assert list(DEFAULT_FILTERS) == [
+        "vertical_dark_to_light",
+        "vertical_light_to_dark",
+        "horizontal_dark_to_light",
+        "horizontal_light_to_dark",
+        "sobel_x",
+        "sobel_y",
+    ]
+    edge = np.array([[-1, -1, 1, 1]] * 4, np.float32)
+    np.testing.assert_array_equal(DEFAULT_FILTERS["vertical_light_to_dark"], -edge)
+    np.testing.assert_array_equal(DEFAULT_FILTERS["horizontal_dark_to_light"], edge.T)
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
+    padded = pad_kernel(sobel, 4)
+    assert padded.dtype == np.float32 and padded.shape == (4, 4)
+    np.testing.assert_array_equal(padded[:3, :3], sobel)
+    assert not padded[3].any() and not padded[:, 3].any()
+    np.testing.assert_array_equal(DEFAULT_FILTERS["sobel_y"], pad_kernel(sobel.T, 4))
+
+
 def test_handmade_model_structure_and_kernels():
     model = handmade_filter_model()
     assert [layer.name for layer in model.layers] == ["image", "edges", "relu", "pool"]

@@ -7,6 +7,7 @@ import struct
 import sys
 import warnings
 import zlib
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -244,7 +245,7 @@ def test_upscale_noop_when_large_enough():
 
 
 def test_upscale_errors():
-    with pytest.raises(CnnVizError, match="min_side must be an integer"):
+    with pytest.raises(CnnVizError, match=r"^min_side must be an int; got 2\.5 of type float\.$"):
         upscale_nearest(np.zeros((2, 2)), 2.5)  # type: ignore[arg-type]
     with pytest.raises(CnnVizError, match="empty"):
         upscale_nearest(np.zeros((0, 2)), 4)
@@ -352,7 +353,7 @@ def test_channel_grid_bad_channels():
         channel_grid(maps, [-1])
     with pytest.raises(CnnVizError, match="at least one channel"):
         channel_grid(maps, [])
-    with pytest.raises(CnnVizError, match="columns must be at least 1"):
+    with pytest.raises(CnnVizError, match=r"^columns must be ≥ 1; got 0\.$"):
         channel_grid(maps, columns=0)
 
 
@@ -392,7 +393,7 @@ def test_page_out_of_range_message():
     )
     with pytest.raises(CnnVizError, match=r"page -1 is out of range: this layer has 1 page "):
         page_channels(10, -1, 64)
-    with pytest.raises(CnnVizError, match="per_page must be at least 1"):
+    with pytest.raises(CnnVizError, match=r"^per_page must be ≥ 1; got 0\.$"):
         page_count(10, 0)
 
 
@@ -530,13 +531,17 @@ def test_encode_png_errors():
         encode_png(np.zeros((2, 2), dtype=np.uint8), compress_level=10)
 
 
-def test_render_module_stays_light():
+def test_render_modules_stay_light():
     import cnnviz_widgets.render as render
 
-    source = open(render.__file__, encoding="utf-8").read()
-    for heavy in ("tensorflow", "keras", "ipywidgets", "PIL"):
-        assert f"import {heavy}" not in source and f"from {heavy}" not in source
-    assert "import matplotlib" not in source.split("def ", 1)[0]  # lazy: never at module level
+    sources = sorted(Path(render.__file__).parent.glob("*.py"))
+    assert {p.stem for p in sources} >= {"__init__", "color", "layout", "png", "kernels"}
+    for path in sources:
+        source = path.read_text(encoding="utf-8")
+        for heavy in ("tensorflow", "keras", "ipywidgets", "PIL"):
+            assert f"import {heavy}" not in source and f"from {heavy}" not in source, path.name
+        # lazy: never at module level
+        assert "import matplotlib" not in source.split("def ", 1)[0], path.name
     assert sys.modules["cnnviz_widgets.render"] is render
 
 
@@ -588,3 +593,48 @@ def test_image_grid_refuses_wrong_shapes_and_label_counts() -> None:
         image_grid(np.zeros((4, 4, 3)))
     with pytest.raises(CnnVizError, match="2 labels for 3 images; give one label per image"):
         image_grid(np.zeros((3, 4, 4, 3)), [1, 2])
+
+
+# ---------------------------------------------------------------------------------------------
+# the package: one public face over color / layout / png / kernels, shared argument checks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_package_re_exports_each_submodule_name() -> None:
+    import cnnviz_widgets.render as render
+    from cnnviz_widgets.render import color, kernels, layout, png
+
+    for module in (color, layout, png, kernels):
+        for name in module.__all__:
+            assert getattr(render, name) is getattr(module, name), (module.__name__, name)
+            assert name in render.__all__
+    assert sorted(render.__all__) == sorted(
+        {*color.__all__, *layout.__all__, *png.__all__, *kernels.__all__}
+    )
+    assert render.PNG_SIGNATURE == PNG_SIGNATURE
+
+
+def test_integer_arguments_use_the_shared_validator_wording() -> None:
+    maps = _maps(c=4)
+    with pytest.raises(CnnVizError, match=r"^pad must be ≥ 0; got -1\.$"):
+        channel_grid(maps, pad=-1)
+    with pytest.raises(CnnVizError, match=r"^tile_min_side must be an int; got 2\.0 of type float\.$"):
+        channel_grid(maps, tile_min_side=2.0)  # type: ignore[arg-type]
+    with pytest.raises(CnnVizError, match=r"^channel index must be an int; got True of type bool\.$"):
+        channel_grid(maps, [True])
+    with pytest.raises(CnnVizError, match=r"^page must be an int; got '1' of type str\.$"):
+        page_channels(10, "1", 4)  # type: ignore[arg-type]
+    with pytest.raises(CnnVizError, match=r"^n_channels must be ≥ 0; got -3\.$"):
+        page_count(-3, 4)
+    with pytest.raises(CnnVizError, match=r"^pad_value must be 0–255, got 256\. Use 255 for white\.$"):
+        side_by_side([np.zeros((2, 2, 3), np.uint8)], pad_value=256)
+    # image_grid had no upper bound and failed inside numpy; it now says what is wrong
+    with pytest.raises(CnnVizError, match=r"^pad_value must be 0–255, got 300\."):
+        image_grid(np.zeros((1, 2, 2, 3)), pad_value=300)
+    with pytest.raises(CnnVizError, match=r"^compress_level must be an int; got 1\.5 of type float\.$"):
+        encode_png(np.zeros((2, 2), np.uint8), compress_level=1.5)  # type: ignore[arg-type]
+    with pytest.raises(CnnVizError, match=r"^vmin must be a finite number; got inf\.$"):
+        normalize_channels(np.zeros((2, 2)), vmin=float("inf"))
+    # numpy integers are integers
+    assert page_count(np.int64(130), np.int32(64)) == 3
+    assert upscale_nearest(np.zeros((2, 2)), np.uint8(4)).shape == (4, 4)

@@ -273,3 +273,93 @@ def load_default_model() -> keras.Model:
     model, links = _build(keras)
     _load_weights(model, links, state)
     return model
+
+
+# ------------------------------------------------------------------------------------------
+# A network whose kernels you write by hand
+# ------------------------------------------------------------------------------------------
+__all__ += ["handmade_filter_model"]
+
+
+def handmade_filter_model(
+    kernels: dict[str, Any] | list[Any] | tuple[Any, ...] | np.ndarray | None = None,
+    *,
+    names: list[str] | tuple[str, ...] | None = None,
+    input_channels: int = 1,
+) -> keras.Model:
+    """A Keras model ``image → edges (Conv2D, kernels by hand) → relu → pool (2×2 max)``.
+
+    Feed it a grayscale photo and open it in the ActivationExplorer to see, filter by filter,
+    what convolution, ReLU and max pooling each do.
+
+    Parameters
+    ----------
+    kernels : dict, sequence or array, optional
+        The 2-D filters: a ``{name: kernel}`` dict, a list of 2-D arrays, or an array
+        (k, k, n). Smaller kernels are zero-padded at the bottom/right to the largest (exact
+        for 3×3 in 4×4; otherwise the output shifts by up to a pixel). Default
+        :data:`cnnviz_widgets.render.kernels.DEFAULT_FILTERS`: four ±1 4×4 edge filters and
+        the Sobel x / y pair.
+    names : sequence of str, optional
+        One name per filter (default: the dict keys, or ``filter_0``, ...). Kept as the model's
+        ``filter_names`` attribute, in channel order.
+    input_channels : int
+        1 for grayscale images (the default). With 3, each filter is applied to the mean of
+        R, G and B (its weights divided by 3 on every input channel).
+
+    Returns
+    -------
+    keras.Model
+        Named ``handmade_filters``, input ``(None, None, input_channels)`` 0–255 pixels;
+        layers ``edges`` (Conv2D, no bias, 'same' padding), ``relu`` and ``pool``.
+
+    Examples
+    --------
+    >>> import cnnviz_widgets as cv
+    >>> model = handmade_filter_model()                                # doctest: +SKIP
+    >>> gray = cv.sample_image("coffee").mean(axis=2).astype("uint8")  # doctest: +SKIP
+    >>> cv.ActivationExplorer(model, gray)                             # doctest: +SKIP
+    """
+    from collections.abc import Mapping
+
+    import keras
+
+    from ..errors import CnnVizError
+    from ..render.kernels import DEFAULT_FILTERS, pad_kernel
+
+    if kernels is None:
+        kernels = DEFAULT_FILTERS
+    if isinstance(kernels, Mapping):
+        default_names = [str(k) for k in kernels]
+        planes = [np.asarray(v, dtype=np.float32) for v in kernels.values()]
+    elif isinstance(kernels, np.ndarray) and kernels.ndim == 3:
+        planes = [kernels[:, :, i].astype(np.float32) for i in range(kernels.shape[2])]
+        default_names = [f"filter_{i}" for i in range(len(planes))]
+    else:
+        planes = [np.asarray(k, dtype=np.float32) for k in kernels]
+        default_names = [f"filter_{i}" for i in range(len(planes))]
+    if not planes or any(p.ndim != 2 or p.shape[0] != p.shape[1] or p.size == 0 for p in planes):
+        raise CnnVizError(
+            "kernels must be square 2-D filters, e.g. {'edge': [[-1, 1], [-1, 1]]} or an array "
+            f"(k, k, n); got shapes {[p.shape for p in planes]}."
+        )
+    if not all(np.isfinite(p).all() for p in planes):
+        raise CnnVizError("kernels contain NaN or infinite values; use finite numbers.")
+    names = default_names if names is None else [str(n) for n in names]
+    if len(names) != len(planes):
+        raise CnnVizError(f"Got {len(names)} names for {len(planes)} filters; give one each.")
+    if input_channels not in (1, 3) or isinstance(input_channels, bool):
+        raise CnnVizError(f"input_channels must be 1 or 3, got {input_channels!r}.")
+    size = max(p.shape[0] for p in planes)
+    stack = np.stack([pad_kernel(p, size) for p in planes], axis=-1)  # (k, k, n)
+    weights = np.repeat(stack[:, :, None, :] / input_channels, input_channels, axis=2)
+
+    image = keras.Input((None, None, input_channels), name="image")
+    conv = keras.layers.Conv2D(len(planes), size, padding="same", use_bias=False, name="edges")
+    x = conv(image)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    model = keras.Model(image, x, name="handmade_filters")
+    conv.set_weights([weights.astype(np.float32)])
+    model.filter_names = tuple(names)
+    return model

@@ -1,21 +1,19 @@
-"""Convolution kernels as pictures, and a network whose kernels you write by hand.
+"""Convolution kernels as pictures, and the hand-made edge filters of the classic lesson.
 
-- :func:`kernel_weights` reads a Conv2D / DepthwiseConv2D / SeparableConv2D layer's kernels
-  from any Keras model (nested sub-models included) in one layout, (kh, kw, in, out).
-- :func:`kernel_grid` draws them: first-layer RGB kernels in colour, every other kernel slice
-  in a diverging colormap, and — on small kernels — the numbers written on the cells, the way a
-  lesson prints a 4×4 edge filter's ±1 values.
-- :func:`handmade_filter_model` builds conv → ReLU → pool with kernels given by hand (edge
-  detectors by default), to see what those three steps do to a photo in the
-  :class:`~cnnviz_widgets.ActivationExplorer`.
+- :func:`kernel_grid` draws kernels laid out (kh, kw, in, out): first-layer RGB kernels in
+  colour, every other kernel slice in a diverging colormap, and — on small kernels — the numbers
+  written on the cells, the way a lesson prints a 4×4 edge filter's ±1 values.
+- :data:`DEFAULT_FILTERS` are the hand-made edge filters (four ±1 4×4 filters and the Sobel
+  pair) that :func:`cnnviz_widgets.engine.models.handmade_filter_model` puts in a network.
 
-Rendering is pure numpy (digits come from a tiny built-in bitmap font, so drawing a grid costs
-milliseconds and looks the same everywhere). Keras is imported inside functions only.
+Pure numpy: digits come from a tiny built-in bitmap font, so drawing a grid costs milliseconds
+and looks the same everywhere. Reading kernels out of a Keras model is the engine's job
+(:func:`cnnviz_widgets.engine.weights.kernel_weights`).
 
 Examples
 --------
 >>> import numpy as np
->>> from cnnviz_widgets.kernels import DEFAULT_FILTERS, kernel_grid
+>>> from cnnviz_widgets.render.kernels import DEFAULT_FILTERS, kernel_grid
 >>> kernels = np.stack(list(DEFAULT_FILTERS.values()), axis=-1)[:, :, None, :]
 >>> kernels.shape
 (4, 4, 1, 6)
@@ -26,123 +24,19 @@ dtype('uint8')
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import CnnVizError, LayerError
-from .core import apply_colormap
+from ..errors import CnnVizError, check_choice, check_positive
+from .color import apply_colormap
 
 __all__ = [
     "DEFAULT_FILTERS",
-    "handmade_filter_model",
     "kernel_grid",
-    "kernel_weights",
+    "pad_kernel",
 ]
-
-_CONV_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
-
-
-# ============================================================================================
-# reading kernels
-# ============================================================================================
-
-
-def _layer_object(model: Any, path: str) -> Any:
-    """The Keras layer at a layer path, walking nested models with their public get_layer."""
-    owner = model
-    for part in path.split("/"):
-        # A shared layer's second call is listed as "name:2": it is the same layer object.
-        owner = owner.get_layer(part.split(":")[0])
-    return owner
-
-
-def _is_conv(layer: Any) -> bool:
-    import keras
-
-    return isinstance(
-        layer,
-        (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D),
-    )
-
-
-def kernel_weights(model: Any, layer: str) -> np.ndarray:
-    """The kernels of a 2-D convolution layer, float32, laid out (kh, kw, in, out).
-
-    ``kernels[:, :, i, o]`` is the 2-D filter that output channel ``o`` applies to its input
-    channel ``i`` (the layer sums these over ``i``, then adds its bias if it has one).
-
-    - ``Conv2D``: Keras' own layout. With ``groups > 1`` the ``in`` axis counts the input
-      channels of one group.
-    - ``DepthwiseConv2D`` and the depthwise part of ``SeparableConv2D``: every filter sees a
-      single input channel, so ``in`` is 1 and ``out`` is ``channels × depth_multiplier``;
-      output ``o`` filters input channel ``o // depth_multiplier``.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Any Keras 3 model, nested sub-models included (or a :class:`ModelAdapter`).
-    layer : str
-        Layer path (``"backbone/stem_conv"``) or an unambiguous layer name.
-
-    Returns
-    -------
-    np.ndarray
-        A new float32 array (changing it does not change the model).
-
-    Raises
-    ------
-    LayerError
-        If the layer does not exist, or is not one of those convolutions (the message names the
-        convolution layers just before and after it).
-
-    Examples
-    --------
-    >>> import cnnviz_widgets as cv
-    >>> kernel_weights(cv.load_default_model(), "backbone/stem_conv").shape  # doctest: +SKIP
-    (3, 3, 3, 32)
-    >>> kernel_weights(cv.load_default_model(), "block1a_dwconv").shape      # doctest: +SKIP
-    (3, 3, 1, 32)
-    """
-    import keras
-
-    from ..engine.adapter import adapter_for
-
-    adapter = adapter_for(model)
-    path = adapter.resolve_layer(layer, spatial=False)
-    target = _layer_object(adapter.model, path)
-    if not _is_conv(target):
-        raise LayerError(_not_conv_message(adapter, path, type(target).__name__))
-    if isinstance(target, keras.layers.SeparableConv2D):
-        kernel = target.depthwise_kernel
-    else:
-        kernel = target.kernel
-    array = np.array(kernel.numpy(), dtype=np.float32)
-    if isinstance(target, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
-        kh, kw, channels, multiplier = array.shape
-        # (kh, kw, in, multiplier) -> (kh, kw, 1, in * multiplier): output o = c * m + j,
-        # the order Keras itself uses for a depthwise layer's outputs.
-        array = array.reshape(kh, kw, 1, channels * multiplier)
-    return array
-
-
-def _not_conv_message(adapter: Any, path: str, class_name: str) -> str:
-    layers = adapter.layers
-    order = [info.path for info in layers]
-    convs = {info.path for info in layers if info.class_name in _CONV_CLASSES}
-    where = order.index(path)
-    before = [p for p in order[:where] if p in convs][-2:]
-    after = [p for p in order[where + 1 :] if p in convs][:2]
-    if before or after:
-        nearby = ", ".join(repr(p) for p in before + after)
-        hint = f" Convolution layers nearby: {nearby}."
-    else:
-        hint = " This model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer."
-    return (
-        f"Layer {path!r} ({class_name}) has no convolution kernels to show: kernels belong to "
-        f"Conv2D, DepthwiseConv2D and SeparableConv2D layers.{hint}"
-    )
 
 
 # ============================================================================================
@@ -268,7 +162,8 @@ def kernel_grid(
     Parameters
     ----------
     kernels : np.ndarray or keras.Model
-        A (kh, kw, in, out) array (see :func:`kernel_weights`), or a model with ``layer``.
+        A (kh, kw, in, out) array (see :func:`cnnviz_widgets.engine.weights.kernel_weights`),
+        or a Keras model with ``layer``.
     layer : str, optional
         With a model: the convolution layer whose kernels to draw.
     inputs, outputs : sequence of int, optional
@@ -312,15 +207,20 @@ def kernel_grid(
                 "kernel_grid needs kernels (a (kh, kw, in, out) array) or a model and a layer: "
                 "kernel_grid(model, 'conv1')."
             )
+        # Reading weights out of a model is the engine's job (it imports Keras); only this
+        # convenience path reaches it, so drawing an array never loads the engine.
+        from ..engine.weights import kernel_weights
+
         kernels = kernel_weights(kernels, layer)
     array = np.asarray(kernels, dtype=np.float32)
     if array.ndim != 4 or 0 in array.shape:
         raise CnnVizError(
             f"kernels must be a non-empty (kh, kw, in, out) array, got shape {array.shape}. "
-            "Use kernel_weights(model, layer) to get one."
+            "Use cnnviz_widgets.engine.weights.kernel_weights(model, layer) to get one."
         )
-    if normalize not in ("layer", "kernel"):
-        raise CnnVizError(f"normalize must be 'layer' or 'kernel', got {normalize!r}.")
+    check_choice(normalize, ("layer", "kernel"), "normalize mode")
+    if columns is not None:
+        columns = check_positive(columns, "columns")
     kh, kw, n_in, n_out = array.shape
     inputs = list(range(min(n_in, 16))) if inputs is None else [int(i) for i in inputs]
     outputs = list(range(min(n_out, 64))) if outputs is None else [int(o) for o in outputs]
@@ -339,9 +239,7 @@ def kernel_grid(
     numbers = (not color and max(kh, kw) <= 5) if numbers is None else bool(numbers)
     if numbers and color:
         raise CnnVizError("numbers are drawn on single-channel tiles only; use color=False.")
-    cell = (36 if numbers else 12) if cell is None else int(cell)
-    if cell < 1:
-        raise CnnVizError(f"cell must be at least 1 pixel, got {cell}.")
+    cell = (36 if numbers else 12) if cell is None else check_positive(cell, "cell")
 
     shown = array[:, :, :, outputs] if color else array[:, :, inputs][:, :, :, outputs]
     layer_scale = _symmetric_scale(shown)
@@ -375,14 +273,21 @@ def kernel_grid(
 
 
 # ============================================================================================
-# a network with hand-written kernels
+# hand-made filters
 # ============================================================================================
 
 _EDGE = np.array([[-1, -1, 1, 1]] * 4, dtype=np.float32)
 _SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float32)
 
 
-def _pad_to(kernel: np.ndarray, size: int) -> np.ndarray:
+def pad_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
+    """A 2-D kernel zero-padded at the bottom and right to ``size × size``, float32.
+
+    Examples
+    --------
+    >>> pad_kernel(np.ones((3, 3)), 4)[:, 3].tolist()
+    [0.0, 0.0, 0.0, 0.0]
+    """
     # Zeros at the bottom/right keep a 3×3 kernel *centred* where a 'same' convolution with a
     # 4×4 kernel looks: TensorFlow pads an even kernel by 1 before and 2 after, so output pixel
     # (y, x) reads rows y-1..y+2, and kernel row 1 lines up with row y — as the middle row of
@@ -394,90 +299,12 @@ def _pad_to(kernel: np.ndarray, size: int) -> np.ndarray:
 
 #: The default hand-made filters: the four ±1 edge filters of the classic 4×4 lesson example
 #: (dark-to-light left→right, its negative, and both turned 90°) and the Sobel pair, zero-padded
-#: from 3×3 to 4×4 (see ``_pad_to``) so all six share one Conv2D.
+#: from 3×3 to 4×4 (see :func:`pad_kernel`) so all six share one Conv2D.
 DEFAULT_FILTERS: dict[str, np.ndarray] = {
     "vertical_dark_to_light": _EDGE,
     "vertical_light_to_dark": -_EDGE,
     "horizontal_dark_to_light": _EDGE.T.copy(),
     "horizontal_light_to_dark": -_EDGE.T,
-    "sobel_x": _pad_to(_SOBEL_X, 4),
-    "sobel_y": _pad_to(_SOBEL_X.T, 4),
+    "sobel_x": pad_kernel(_SOBEL_X, 4),
+    "sobel_y": pad_kernel(_SOBEL_X.T, 4),
 }
-
-
-def handmade_filter_model(
-    kernels: Mapping[str, Any] | Sequence[Any] | np.ndarray | None = None,
-    *,
-    names: Sequence[str] | None = None,
-    input_channels: int = 1,
-) -> Any:
-    """A Keras model ``image → edges (Conv2D, kernels by hand) → relu → pool (2×2 max)``.
-
-    Feed it a grayscale photo and open it in the ActivationExplorer to see, filter by filter,
-    what convolution, ReLU and max pooling each do.
-
-    Parameters
-    ----------
-    kernels : dict, sequence or array, optional
-        The 2-D filters: a ``{name: kernel}`` dict, a list of 2-D arrays, or an array
-        (k, k, n). Smaller kernels are zero-padded at the bottom/right to the largest (exact
-        for 3×3 in 4×4; otherwise the output shifts by up to a pixel). Default
-        :data:`DEFAULT_FILTERS`: four ±1 4×4 edge filters and the Sobel x / y pair.
-    names : sequence of str, optional
-        One name per filter (default: the dict keys, or ``filter_0``, ...). Kept as the model's
-        ``filter_names`` attribute, in channel order.
-    input_channels : int
-        1 for grayscale images (the default). With 3, each filter is applied to the mean of
-        R, G and B (its weights divided by 3 on every input channel).
-
-    Returns
-    -------
-    keras.Model
-        Named ``handmade_filters``, input ``(None, None, input_channels)`` 0–255 pixels;
-        layers ``edges`` (Conv2D, no bias, 'same' padding), ``relu`` and ``pool``.
-
-    Examples
-    --------
-    >>> import cnnviz_widgets as cv
-    >>> model = handmade_filter_model()                                # doctest: +SKIP
-    >>> gray = cv.sample_image("coffee").mean(axis=2).astype("uint8")  # doctest: +SKIP
-    >>> cv.ActivationExplorer(model, gray)                             # doctest: +SKIP
-    """
-    import keras
-
-    if kernels is None:
-        kernels = DEFAULT_FILTERS
-    if isinstance(kernels, Mapping):
-        default_names = [str(k) for k in kernels]
-        planes = [np.asarray(v, dtype=np.float32) for v in kernels.values()]
-    elif isinstance(kernels, np.ndarray) and kernels.ndim == 3:
-        planes = [kernels[:, :, i].astype(np.float32) for i in range(kernels.shape[2])]
-        default_names = [f"filter_{i}" for i in range(len(planes))]
-    else:
-        planes = [np.asarray(k, dtype=np.float32) for k in kernels]
-        default_names = [f"filter_{i}" for i in range(len(planes))]
-    if not planes or any(p.ndim != 2 or p.shape[0] != p.shape[1] or p.size == 0 for p in planes):
-        raise CnnVizError(
-            "kernels must be square 2-D filters, e.g. {'edge': [[-1, 1], [-1, 1]]} or an array "
-            f"(k, k, n); got shapes {[p.shape for p in planes]}."
-        )
-    if not all(np.isfinite(p).all() for p in planes):
-        raise CnnVizError("kernels contain NaN or infinite values; use finite numbers.")
-    names = default_names if names is None else [str(n) for n in names]
-    if len(names) != len(planes):
-        raise CnnVizError(f"Got {len(names)} names for {len(planes)} filters; give one each.")
-    if input_channels not in (1, 3) or isinstance(input_channels, bool):
-        raise CnnVizError(f"input_channels must be 1 or 3, got {input_channels!r}.")
-    size = max(p.shape[0] for p in planes)
-    stack = np.stack([_pad_to(p, size) for p in planes], axis=-1)  # (k, k, n)
-    weights = np.repeat(stack[:, :, None, :] / input_channels, input_channels, axis=2)
-
-    image = keras.Input((None, None, input_channels), name="image")
-    conv = keras.layers.Conv2D(len(planes), size, padding="same", use_bias=False, name="edges")
-    x = conv(image)
-    x = keras.layers.ReLU(name="relu")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    model = keras.Model(image, x, name="handmade_filters")
-    conv.set_weights([weights.astype(np.float32)])
-    model.filter_names = tuple(names)
-    return model
