@@ -1,11 +1,11 @@
-"""Images in, images out: sample photos, input validation, fingerprints, resizing, channels.
+"""Images in, images out: input validation, scaling, fingerprints, resizing, channels.
 
 :func:`load_image` is the one place where user input becomes an image array; everything else in
 the package receives its output: ``float32``, shape ``(H, W, C)`` with ``C`` 1 or 3, values on a
 0-255 scale, C-contiguous, and never sharing memory with what the user passed in.
 
-Only numpy and Pillow are imported here; scikit-image and scikit-learn (which hold the sample
-photos) are imported when a sample is first requested.
+Only numpy and Pillow are imported here. The bundled sample photos are in
+:mod:`cnnviz_widgets.samples`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageConversionWarning, ImageError, close_matches
+from .errors import ImageConversionWarning, ImageError
 
 __all__ = [
     "PreparedImage",
     "image_key",
     "load_image",
     "resize_image",
-    "sample_image",
-    "sample_image_names",
     "to_channels",
 ]
 
@@ -42,79 +39,10 @@ _ACCEPTED = (
 )
 
 
-def _skimage_photo(name: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        import skimage.data
+def _sample_names() -> list[str]:
+    from .samples import sample_image_names
 
-        return getattr(skimage.data, name)()
-
-    return load
-
-
-def _sklearn_photo(filename: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(filename)
-
-    return load
-
-
-# Only photos whose files ship inside the installed wheels: most other skimage.data images are
-# downloaded on first use, which fails offline.
-_SAMPLES: dict[str, Callable[[], np.ndarray]] = {
-    "astronaut": _skimage_photo("astronaut"),
-    "chelsea": _skimage_photo("chelsea"),
-    "china": _sklearn_photo("china.jpg"),
-    "coffee": _skimage_photo("coffee"),
-    "flower": _sklearn_photo("flower.jpg"),
-    "rocket": _skimage_photo("rocket"),
-}
-
-
-def sample_image_names() -> list[str]:
-    """Return the names accepted by :func:`sample_image`.
-
-    Returns
-    -------
-    list of str
-        ``["astronaut", "chelsea", "china", "coffee", "flower", "rocket"]``: real RGB photos
-        bundled inside the scikit-image and scikit-learn wheels, so they load offline.
-    """
-    return list(_SAMPLES)
-
-
-def sample_image(name: str) -> np.ndarray:
-    """Return one of the bundled sample photos.
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`sample_image_names`: ``"astronaut"``, ``"chelsea"`` (a cat), ``"china"``
-        (a temple), ``"coffee"`` (a cup of espresso), ``"flower"`` or ``"rocket"``.
-
-    Returns
-    -------
-    numpy.ndarray
-        A new, writable ``uint8`` array of shape ``(H, W, 3)``; changing it changes no later call.
-
-    Raises
-    ------
-    ImageError
-        If ``name`` is not a sample name (the message lists the names and close matches).
-    """
-    loader = _SAMPLES.get(name) if isinstance(name, str) else None
-    if loader is None:
-        hint = ""
-        if isinstance(name, str):
-            matches = close_matches(name.lower(), _SAMPLES)
-            if matches:
-                hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?"
-        raise ImageError(
-            f"Unknown sample image {name!r}.{hint} Available: {', '.join(_SAMPLES)}. "
-            "For your own picture use load_image(path)."
-        )
-    return np.array(loader(), dtype=np.uint8, order="C", copy=True)
+    return sample_image_names()
 
 
 def _warn(message: str) -> None:
@@ -149,7 +77,7 @@ def _open(path: str | os.PathLike[str]) -> np.ndarray:
     file = Path(path).expanduser()
     if not file.is_file():
         hint = ""
-        if isinstance(path, str) and path in _SAMPLES:
+        if isinstance(path, str) and path in _sample_names():
             hint = f" For the bundled photo use sample_image({path!r})."
         elif file.is_dir():
             hint = " It is a folder; pass the path of one image file."

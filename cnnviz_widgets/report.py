@@ -22,33 +22,6 @@ from .export import Section, html_page, write_file
 Progress = Callable[[int, int, str], None]
 
 
-def load_model_file(path: str | os.PathLike[str]) -> Any:
-    """Load a ``.keras`` or ``.h5`` model with Keras' safe mode on (no arbitrary code runs).
-
-    A ``.keras`` file whose layers need custom Python code (Lambda layers, custom classes)
-    is refused by safe mode; the error says how to load it if you trust the file.
-    """
-    import keras
-
-    file = Path(path)
-    if not file.exists():
-        raise ModelError(f"No model file at {file}. Give the path of a .keras or .h5 file.")
-    if file.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelError(
-            f"{file.name} is not a Keras model file: save models with model.save('name.keras')."
-        )
-    try:
-        return keras.models.load_model(file, compile=False, safe_mode=True)
-    except ValueError as exc:
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise ModelError(
-                f"{file.name} needs custom Python code to load, which safe mode refuses. If you "
-                "trust the file, load it yourself with keras.models.load_model(path, "
-                "safe_mode=False) and pass the model."
-            ) from exc
-        raise
-
-
 def spread_layers(paths: Sequence[str], count: int = 4) -> list[str]:
     """``count`` layer paths spread evenly from the first to the last."""
     if len(paths) <= count:
@@ -84,8 +57,10 @@ def write_report(
         ``progress(done, total, what)`` after each stage.
     """
     from .engine.adapter import adapter_for
-    from .explain.cam import grad_cam, predict_top
-    from .images import load_image, sample_image, sample_image_names
+    from .explain.cam import grad_cam
+    from .explain.predictions import predict_top
+    from .images import load_image
+    from .samples import sample_image, sample_image_names
 
     report = progress or (lambda done, total, what: None)
     stages = 4 + (1 if filters else 0)
@@ -95,6 +70,8 @@ def write_report(
 
         model = load_default_model()
     elif isinstance(model, (str, os.PathLike)):
+        from .engine.models import load_model_file
+
         model = load_model_file(model)
     if isinstance(image, str) and image in sample_image_names():
         image = sample_image(image)

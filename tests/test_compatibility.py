@@ -239,7 +239,7 @@ def _photo(size: int, gray: bool = False) -> np.ndarray:
     """The bundled cat photo at the model's input size (so maps come back at that size too)."""
     from PIL import Image
 
-    from cnnviz_widgets.images import sample_image
+    from cnnviz_widgets.samples import sample_image
 
     picture = Image.fromarray(sample_image("chelsea")).resize((size, size), Image.BILINEAR)
     return np.asarray(picture.convert("L") if gray else picture, dtype=np.uint8)

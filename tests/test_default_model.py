@@ -13,7 +13,7 @@ from PIL import Image
 from cnnviz_widgets.engine import models as default_model
 from cnnviz_widgets.engine.models import imagenet_labels, load_default_model
 from cnnviz_widgets.errors import ModelError
-from cnnviz_widgets.images import sample_image
+from cnnviz_widgets.samples import sample_image
 
 pytestmark = pytest.mark.default_model
 

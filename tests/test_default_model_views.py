@@ -10,7 +10,7 @@ from cnnviz_widgets import render
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.engine.adapter import activations, adapter_for, layer_paths
 from cnnviz_widgets.engine.models import load_default_model
-from cnnviz_widgets.images import sample_image
+from cnnviz_widgets.samples import sample_image
 from cnnviz_widgets.widgets.activations import ActivationExplorer
 
 pytestmark = pytest.mark.default_model

@@ -17,10 +17,9 @@ from cnnviz_widgets.images import (
     image_key,
     load_image,
     resize_image,
-    sample_image,
-    sample_image_names,
     to_channels,
 )
+from cnnviz_widgets.samples import sample_image, sample_image_names
 
 ROOT = Path(__file__).resolve().parents[1]
 

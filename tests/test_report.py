@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from cnnviz_widgets import report
+from cnnviz_widgets.engine.models import load_model_file
 from cnnviz_widgets.errors import ModelError
 from cnnviz_widgets.explain.cam import predict_top
 
@@ -65,15 +66,15 @@ def test_model_files_load_in_safe_mode(keras, tmp_path):
     with pytest.raises(
         ModelError, match=r"lambda\.keras needs custom Python code to load, which safe mode refuses"
     ):
-        report.load_model_file(path)
+        load_model_file(path)
 
 
 def test_missing_or_wrong_model_file_is_explained(tmp_path):
     with pytest.raises(ModelError, match="No model file at .*nope.keras"):
-        report.load_model_file(tmp_path / "nope.keras")
+        load_model_file(tmp_path / "nope.keras")
     (tmp_path / "weights.npz").write_bytes(b"x")
     with pytest.raises(ModelError, match=r"weights\.npz is not a Keras model file"):
-        report.load_model_file(tmp_path / "weights.npz")
+        load_model_file(tmp_path / "weights.npz")
 
 
 def test_command_line_writes_the_report_and_explains_errors(model_file, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelError
+from . import backend
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -267,8 +269,7 @@ def load_default_model() -> keras.Model:
     ModelError
         If the weights package is missing, or its tensors do not match the architecture.
     """
-    import keras
-
+    keras = backend.keras()
     state = _read_state_dict()
     model, links = _build(keras)
     _load_weights(model, links, state)
@@ -322,9 +323,9 @@ def handmade_filter_model(
     """
     from collections.abc import Mapping
 
-    import keras
-
     from ..errors import CnnVizError
+
+    keras = backend.keras()
     from ..render.kernels import DEFAULT_FILTERS, pad_kernel
 
     if kernels is None:
@@ -363,3 +364,32 @@ def handmade_filter_model(
     conv.set_weights([weights.astype(np.float32)])
     model.filter_names = tuple(names)
     return model
+
+
+def load_model_file(path: str | os.PathLike[str]) -> Any:
+    """Load a ``.keras`` or ``.h5`` model with Keras' safe mode on (no arbitrary code runs).
+
+    A ``.keras`` file whose layers need custom Python code (Lambda layers, custom classes)
+    is refused by safe mode; the error says how to load it if you trust the file.
+    """
+    keras = backend.keras()
+    file = Path(path)
+    if not file.exists():
+        raise ModelError(f"No model file at {file}. Give the path of a .keras or .h5 file.")
+    if file.suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(
+            f"{file.name} is not a Keras model file: save models with model.save('name.keras')."
+        )
+    try:
+        return keras.models.load_model(file, compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise ModelError(
+                f"{file.name} needs custom Python code to load, which safe mode refuses. If you "
+                "trust the file, load it yourself with keras.models.load_model(path, "
+                "safe_mode=False) and pass the model."
+            ) from exc
+        raise
+
+
+__all__ += ["load_model_file"]
