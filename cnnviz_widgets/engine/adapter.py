@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LayerError, ModelError, close_matches
+from ..errors import ImageError, LayerError, ModelError, close_matches
 from ..images import PreparedImage, load_image, resize_image, to_channels
 from . import heads
 from .backend import compile, tensorflow, trace_count
+from .geometry import minimum_input_size
 from .graph import (
     Alias,
     LayerCall,
@@ -92,6 +93,7 @@ class ModelAdapter:
         self._lock = threading.RLock()
         self._identity = f"adapter-{next(_serial)}"
         self._functions: dict[Hashable, Any] = {}
+        self._minimum_size: tuple[int, int] | None = None
         self._steps: list[LayerCall | Alias] | None = None
         self._layers: list[LayerInfo] | None = None
         self._graph = None
@@ -220,10 +222,33 @@ class ModelAdapter:
         channels = self.input_shape[2] if self.built else pixels.shape[2]
         pixels = to_channels(pixels, channels)
         target = self.target_size(pixels.shape[:2])
+        self._ensure_graph((*target, channels))
+        self._check_big_enough(target)
         if target != pixels.shape[:2]:
             pixels = resize_image(pixels, target)
-        self._ensure_graph(pixels.shape)
         return PreparedImage.of(pixels, size, self.identity)
+
+    @property
+    def minimum_size(self) -> tuple[int, int]:
+        """The smallest (height, width) the model takes without an empty feature map."""
+        self._require_built()
+        with self._lock:
+            if self._minimum_size is None:
+                self._minimum_size = minimum_input_size(self._steps, top_ref(self._input))
+            return self._minimum_size
+
+    def _check_big_enough(self, size: tuple[int, int]) -> None:
+        low_h, low_w = self.minimum_size
+        if size[0] >= low_h and size[1] >= low_w:
+            return
+        side = max(low_h, low_w)
+        raise ImageError(
+            f"The image is {size[0]}×{size[1]} px as model {self.model.name!r} sees it, but the "
+            f"model needs at least {low_h}×{low_w} px: its convolutions and poolings shrink a "
+            "smaller image to an empty feature map. Pass a larger image, or let the adapter "
+            f"enlarge it: ModelAdapter(model, image_size={side}) scales the shorter side to "
+            f"{side} px."
+        )
 
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) an image of ``size`` is brought to before the model."""

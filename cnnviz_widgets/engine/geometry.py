@@ -1,0 +1,83 @@
+"""Spatial arithmetic read from the layers: the smallest image a model can take.
+
+Convolutions and poolings without padding shrink a feature map (``out = (in - k) // s + 1``);
+below some input size a map becomes empty and everything after it is NaN or an error deep in
+TensorFlow. Walking the layers backwards from "every map has at least one cell" gives that size
+exactly, before any tensor is computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .graph import Alias, LayerCall, Ref
+
+__all__ = ["minimum_input_size"]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        return (int(value[0]), int(value[-1]))
+    return (int(value), int(value))
+
+
+def _window_input(need: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """Smallest input side whose windowed output has ``need`` cells."""
+    if padding == "same":  # out = ceil(in / stride)
+        return (need - 1) * stride + 1
+    return (need - 1) * stride + (kernel - 1) * dilation + 1  # "valid"
+
+
+def _input_need(layer: Any, need: tuple[int, int]) -> tuple[int, int]:
+    """The input (height, width) ``layer`` needs to give an output of at least ``need``."""
+    name = type(layer).__name__
+    if name in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+        kernel = _pair(layer.kernel_size)
+        stride = _pair(layer.strides)
+        dilation = _pair(getattr(layer, "dilation_rate", 1))
+        return tuple(  # type: ignore[return-value]
+            _window_input(need[i], kernel[i], stride[i], dilation[i], layer.padding)
+            for i in range(2)
+        )
+    if name in ("MaxPooling2D", "AveragePooling2D"):
+        pool = _pair(layer.pool_size)
+        stride = _pair(layer.strides if layer.strides is not None else layer.pool_size)
+        return tuple(  # type: ignore[return-value]
+            _window_input(need[i], pool[i], stride[i], 1, layer.padding) for i in range(2)
+        )
+    if name == "Cropping2D":
+        (top, bottom), (left, right) = layer.cropping
+        return (need[0] + top + bottom, need[1] + left + right)
+    if name == "ZeroPadding2D":
+        (top, bottom), (left, right) = layer.padding
+        return (max(1, need[0] - top - bottom), max(1, need[1] - left - right))
+    if name == "UpSampling2D":
+        size = _pair(layer.size)
+        return (math.ceil(need[0] / size[0]), math.ceil(need[1] / size[1]))
+    if name in ("Resizing", "Conv2DTranspose"):
+        return (1, 1)  # any input size gives a non-empty output
+    return need  # element-wise layers, merges, normalisation, activations
+
+
+def minimum_input_size(steps: Sequence[LayerCall | Alias], input_ref: Ref) -> tuple[int, int]:
+    """The smallest (height, width) for which no feature map of the model is empty."""
+    one = (1, 1)
+    need: dict[Ref, tuple[int, int]] = {}
+
+    def require(ref: Ref, size: tuple[int, int]) -> None:
+        old = need.get(ref, one)
+        need[ref] = (max(old[0], size[0]), max(old[1], size[1]))
+
+    for step in reversed(steps):
+        outputs = [need.get(ref, one) for ref in step.output_ids]
+        wanted = (max(h for h, _ in outputs), max(w for _, w in outputs)) if outputs else one
+        if isinstance(step, Alias):
+            for src, dst in zip(step.input_ids, step.output_ids, strict=True):
+                require(src, need.get(dst, one))
+            continue
+        size = _input_need(step.operation, wanted)
+        for ref in step.input_ids:
+            require(ref, size)
+    return need.get(input_ref, one)
