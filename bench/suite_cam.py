@@ -167,7 +167,7 @@ def _check_same_map(ours: np.ndarray, floor_map: np.ndarray) -> float:
 
 def against_floor(bench: Bench) -> list[Figure]:
     """grad_cam on a new image per call vs the bare tape Grad-CAM on the un-nested copy."""
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     plan = bench.plan
     floor = bare_grad_cam(bench.flat, LAYER.rsplit("/", 1)[-1])
@@ -233,7 +233,7 @@ def against_tf_keras_vis(bench: Bench) -> list[Figure]:
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     plan = bench.plan
     score = CategoricalScore(CAT)
@@ -314,39 +314,41 @@ def against_tf_keras_vis(bench: Bench) -> list[Figure]:
 def other_views(bench: Bench) -> list[Figure]:
     """Each method on new 224×224 images (informational), and its first-call trace cost."""
     from cnnviz_widgets.engine.adapter import ModelAdapter
-    from cnnviz_widgets.explain import cam as ca
+    from cnnviz_widgets.explain import deconvnet, grad_cam, predict_top, saliency
+    from cnnviz_widgets.explain.cam import SCORECAM_BATCH, SCORECAM_CHANNELS
+    from cnnviz_widgets.explain.saliency import SMOOTHGRAD_BATCH
 
     plan = bench.plan
     views: list[tuple[str, Callable[[Any, np.ndarray], Any], int]] = [
-        ("grad_cam gradcam++", lambda m, x: ca.grad_cam(m, x, CAT, method="gradcam++"), 0),
-        ("grad_cam layercam", lambda m, x: ca.grad_cam(m, x, CAT, method="layercam"), 0),
+        ("grad_cam gradcam++", lambda m, x: grad_cam(m, x, CAT, method="gradcam++"), 0),
+        ("grad_cam layercam", lambda m, x: grad_cam(m, x, CAT, method="layercam"), 0),
         (
-            f"grad_cam scorecam ({ca.SCORECAM_CHANNELS} channels, batches of {ca.SCORECAM_BATCH})",
-            lambda m, x: ca.grad_cam(m, x, CAT, method="scorecam"),
+            f"grad_cam scorecam ({SCORECAM_CHANNELS} channels, batches of {SCORECAM_BATCH})",
+            lambda m, x: grad_cam(m, x, CAT, method="scorecam"),
             1,
         ),
-        ("saliency vanilla", lambda m, x: ca.saliency(m, x, CAT), 0),
+        ("saliency vanilla", lambda m, x: saliency(m, x, CAT), 0),
         (
-            f"saliency smoothgrad (25 samples, batches of {ca.SMOOTHGRAD_BATCH})",
-            lambda m, x: ca.saliency(m, x, CAT, method="smoothgrad"),
+            f"saliency smoothgrad (25 samples, batches of {SMOOTHGRAD_BATCH})",
+            lambda m, x: saliency(m, x, CAT, method="smoothgrad"),
             1,
         ),
         (
             "saliency guided_backprop (RGB)",
-            lambda m, x: ca.saliency(m, x, CAT, method="guided_backprop", reduce=False),
+            lambda m, x: saliency(m, x, CAT, method="guided_backprop", reduce=False),
             0,
         ),
         (
             "saliency guided_gradcam",
-            lambda m, x: ca.saliency(m, x, CAT, method="guided_gradcam"),
+            lambda m, x: saliency(m, x, CAT, method="guided_gradcam"),
             0,
         ),
         (
             f"deconvnet {DECONV_LAYER.rsplit('/', 1)[-1]} channel 5",
-            lambda m, x: ca.deconvnet(m, x, DECONV_LAYER, 5),
+            lambda m, x: deconvnet(m, x, DECONV_LAYER, 5),
             0,
         ),
-        ("predict_top k=5", lambda m, x: ca.predict_top(m, x, k=5), 0),
+        ("predict_top k=5", lambda m, x: predict_top(m, x, k=5), 0),
     ]
     figures = []
     fresh = ModelAdapter(bench.model)  # nothing traced yet: the first call traces
@@ -377,7 +379,7 @@ def memory(bench: Bench) -> list[Figure]:
     """200 successive grad_cam calls on different images: the process must not grow."""
     import psutil
 
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     plan = bench.plan
     process = psutil.Process()

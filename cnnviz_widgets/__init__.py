@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "load_default_model": "engine.models",
     "imagenet_labels": "engine.models",
-    "sample_image": "images",
-    "sample_image_names": "images",
+    "sample_image": "samples",
+    "sample_image_names": "samples",
     "load_image": "images",
     "ModelAdapter": "engine.adapter",
     "layer_paths": "engine.adapter",
@@ -32,12 +32,12 @@ _LAZY: dict[str, str] = {
     "CamExplorer": "widgets.cam",
     "FilterExplorer": "widgets.filters",
     "Explorer": "widgets.explorer",
-    "predict_top": "explain.cam",
+    "predict_top": "explain.predictions",
     "grad_cam": "explain.cam",
-    "saliency": "explain.cam",
-    "deconvnet": "explain.cam",
-    "normalize_signed": "explain.cam",
-    "default_cam_layer": "explain.cam",
+    "saliency": "explain.saliency",
+    "deconvnet": "explain.deconvnet",
+    "normalize_signed": "explain.saliency",
+    "default_cam_layer": "explain.targets",
 }
 
 __all__ = [
@@ -66,15 +66,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .cache import ActivationCache
     from .engine.adapter import ModelAdapter, activations, layer_paths
     from .engine.models import imagenet_labels, load_default_model
-    from .explain.cam import (
-        deconvnet,
-        default_cam_layer,
-        grad_cam,
-        normalize_signed,
-        predict_top,
-        saliency,
-    )
-    from .images import load_image, sample_image, sample_image_names
+    from .explain.cam import grad_cam
+    from .explain.deconvnet import deconvnet
+    from .explain.predictions import predict_top
+    from .explain.saliency import normalize_signed, saliency
+    from .explain.targets import default_cam_layer
+    from .images import load_image
+    from .samples import sample_image, sample_image_names
     from .widgets.activations import ActivationExplorer
     from .widgets.cam import CamExplorer
     from .widgets.explorer import Explorer

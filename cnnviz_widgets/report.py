@@ -113,7 +113,7 @@ def write_report(
         sections.append(Section(f"Feature maps: {name}", render.encode_png(grid), caption))
 
     if filters:
-        from .ascent.optimize import filter_ascent
+        from .ascent import filter_ascent
 
         report(3, stages, f"filter ascent ({filters} channels)")
         count = min(filters, adapter.layer_info(chosen[-1]).channels or 0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from cnnviz_widgets.engine.adapter import ModelAdapter, adapter_for
 from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
-from cnnviz_widgets.explain import cam as ca
-from cnnviz_widgets.explain.cam import (
+from cnnviz_widgets.explain import (
     CAM_METHODS,
     SALIENCY_METHODS,
     deconvnet,
@@ -16,9 +17,11 @@ from cnnviz_widgets.explain.cam import (
     grad_cam,
     normalize_signed,
     predict_top,
+    registry,
     saliency,
 )
-from cnnviz_widgets.images import resize_image, sample_image
+from cnnviz_widgets.images import resize_image
+from cnnviz_widgets.samples import sample_image
 
 
 def _image(shape=(16, 16, 3), seed=0):
@@ -404,7 +407,10 @@ def test_class_index_out_of_range(tiny_functional):
         grad_cam(tiny_functional, _image(), 7)
     with pytest.raises(CnnVizError, match=r"class_index -1 is out of range"):
         saliency(tiny_functional, _image(), -1)
-    with pytest.raises(CnnVizError, match=r"class_index must be an int .* got 'cat'"):
+    with pytest.raises(
+        CnnVizError,
+        match=r"class_index must be an int; got 'cat' of type str\. Pass a class number in that range, or class_index=None",
+    ):
         grad_cam(tiny_functional, _image(), "cat")
 
 
@@ -554,30 +560,41 @@ def test_adapter_with_its_own_preprocess_refuses_a_second_one(tiny_functional):
 
 # --------------------------------------------------------------------------- tracing, mutation
 def test_new_images_and_classes_never_retrace(tiny_flexible):
-    adapter = adapter_for(tiny_flexible)
-    head = ca._head(adapter, None)
+    adapter = ModelAdapter(tiny_flexible)  # its own: every trace counted below is one of ours
+
+    def first_then_again(view, first, *again):
+        """One compiled function (one trace) per method; later calls add neither."""
+        traces = adapter.trace_count
+        view(*first)
+        made = adapter.trace_count
+        assert made == traces + 1
+        keys = adapter.compiled_keys
+        for args in again:
+            view(*args)
+        assert (adapter.trace_count, adapter.compiled_keys) == (made, keys)
+
     for method in CAM_METHODS:
-        grad_cam(tiny_flexible, _image((16, 16, 3), seed=20), 0, method=method)
-        grad_cam(tiny_flexible, _image((16, 16, 3), seed=21), 3, method=method)
-        grad_cam(tiny_flexible, _image((24, 18, 3), seed=22), method=method)  # new size, top class
-        function = ca._cam_function(adapter, "conv2", method, head, ca.SCORECAM_CHANNELS)
-        assert function.experimental_get_tracing_count() == 1, method
+        first_then_again(
+            lambda image, class_index, method=method: grad_cam(
+                adapter, image, class_index, method=method
+            ),
+            (_image((16, 16, 3), seed=20), 0),
+            (_image((16, 16, 3), seed=21), 3),
+            (_image((24, 18, 3), seed=22), None),  # new size, top class
+        )
     for method in SALIENCY_METHODS:
-        for seed, class_index in [(23, 1), (24, None)]:
-            saliency(
-                tiny_flexible, _image((14, 20, 3), seed=seed), class_index, method=method, samples=3
-            )
-        batch = ca.SMOOTHGRAD_BATCH if method == "smoothgrad" else 0
-        path = "conv2" if method == "guided_gradcam" else None
-        function = ca._saliency_function(adapter, method, head, batch, path)
-        assert function.experimental_get_tracing_count() == 1, method
-    for channel in (0, 5):
-        deconvnet(tiny_flexible, _image((14, 20, 3), seed=channel), "conv2", channel)
-    assert (
-        adapter.traced(
-            (ca._KEY, "deconvnet", "conv2", "max"), None
-        ).experimental_get_tracing_count()
-        == 1
+        first_then_again(
+            lambda image, class_index, method=method: saliency(
+                adapter, image, class_index, method=method, samples=3
+            ),
+            (_image((14, 20, 3), seed=23), 1),
+            (_image((14, 20, 3), seed=24), None),
+            (_image((22, 12, 3), seed=25), 4),
+        )
+    first_then_again(
+        lambda image, channel: deconvnet(adapter, image, "conv2", channel),
+        (_image((14, 20, 3), seed=0), 0),
+        (_image((14, 20, 3), seed=5), 5),
     )
 
 
@@ -619,7 +636,11 @@ def test_importing_the_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, cnnviz_widgets.explain.cam; print('tensorflow' in sys.modules)"
+    modules = ", ".join(
+        f"cnnviz_widgets.explain.{name}"
+        for name in ("cam", "deconvnet", "predictions", "registry", "relu_rules", "saliency")
+    )
+    code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
@@ -670,8 +691,6 @@ def test_default_model_predicts_chelsea_and_checks_class_range(default_model):
 
 def test_deconvnet_max_breaks_relu6_ties_toward_the_strongest_region(keras):
     """Saturated ReLU6 maps tie at 6.0 in many places; the kept one is a blob's centre."""
-    from cnnviz_widgets.explain.cam import deconvnet
-
     inputs = keras.Input((9, 9, 1))
     x = keras.layers.Conv2D(1, 1, use_bias=False, name="identity")(inputs)
     x = keras.layers.ReLU(max_value=6.0, name="relu6")(x)
@@ -684,3 +703,113 @@ def test_deconvnet_max_breaks_relu6_ties_toward_the_strongest_region(keras):
     assert projection.shape == (9, 9, 1)
     nonzero = np.argwhere(projection[:, :, 0] != 0)
     assert nonzero.tolist() == [[5, 5]]
+
+
+# --------------------------------------------------------------------------- registry
+def test_methods_are_registered_objects_in_order():
+    cams, saliencies = registry.methods("cam"), registry.methods("saliency")
+    assert CAM_METHODS == tuple(m.name for m in cams) == (
+        "gradcam", "gradcam++", "scorecam", "layercam",
+    )  # fmt: skip
+    assert SALIENCY_METHODS == tuple(m.name for m in saliencies) == (
+        "vanilla", "smoothgrad", "guided_backprop", "guided_gradcam",
+    )  # fmt: skip
+    for method in (*cams, *saliencies):
+        assert registry.get(method.kind, method.name) is method
+        assert re.fullmatch(r"[A-Z][a-z]+ et al\. 20\d\d, \S.+", method.paper), method.paper
+        assert method.label and callable(method.compute)
+    assert all(m.kind == "cam" and m.needs_layer for m in cams)
+    assert [m.name for m in saliencies if m.needs_layer] == ["guided_gradcam"]
+
+
+def test_registry_refuses_unknown_names_and_second_registrations():
+    with pytest.raises(
+        CnnVizError,
+        match=r"^Unknown saliency method 'smoothgard'\. Did you mean 'smoothgrad'\? Choose one of 'vanilla', 'smoothgrad', 'guided_backprop', 'guided_gradcam'\.$",
+    ):
+        registry.get("saliency", "smoothgard")
+    with pytest.raises(
+        CnnVizError, match=r"^Unknown method kind 'occlusion'\. Choose one of 'cam', 'saliency'\.$"
+    ):
+        registry.methods("occlusion")
+    gradcam = registry.get("cam", "gradcam")
+    with pytest.raises(
+        CnnVizError, match=r"A cam method named 'gradcam' is already registered \(Grad-CAM\)"
+    ):
+        registry.register(registry.Method("gradcam", "Mine", "cam", True, "", lambda t: None))
+    assert registry.get("cam", "gradcam") is gradcam and registry.methods("cam")[0] is gradcam
+
+
+# --------------------------------------------------------------------------- shared validators
+def test_options_are_checked_with_the_shared_validators(tiny_functional):
+    image = _image()
+    cases = [
+        (saliency, {"method": "smoothgrad", "batch_size": 0}, r"batch_size must be ≥ 1; got 0\."),
+        (
+            saliency,
+            {"method": "smoothgrad", "samples": "many"},
+            r"samples must be an int; got 'many' of type str\.",
+        ),
+        (
+            saliency,
+            {"method": "smoothgrad", "noise": -0.5},
+            r"noise must be a finite number ≥ 0; got -0\.5\.",
+        ),
+        (
+            saliency,
+            {"method": "smoothgrad", "seed": 2**31},
+            r"seed 2147483648 is out of range: SmoothGrad's noise generator has 2147483648 seeds \(0–2147483647\)\.",
+        ),
+        (grad_cam, {"method": "scorecam", "max_channels": 0}, r"max_channels must be ≥ 1; got 0\."),
+        (
+            grad_cam,
+            {"method": "scorecam", "batch_size": 2.0},
+            r"batch_size must be an int; got 2\.0",
+        ),
+    ]
+    for view, options, message in cases:
+        with pytest.raises(CnnVizError, match=message):
+            view(tiny_functional, image, **options)
+    with pytest.raises(
+        CnnVizError, match=r"channel 6 is out of range: layer 'conv2' has 6 channels \(0–5\)\."
+    ):
+        deconvnet(tiny_functional, image, "conv2", 6)
+    with pytest.raises(CnnVizError, match=r"channel must be an int; got True of type bool\."):
+        deconvnet(tiny_functional, image, "conv2", True)
+    with pytest.raises(
+        CnnVizError, match=r"Unknown deconvnet keep 'all'\. Choose one of 'max', 'map'\."
+    ):
+        deconvnet(tiny_functional, image, "conv2", 0, keep="all")
+    with pytest.raises(CnnVizError, match=r"percentile must be in \(0, 100\]; got 0\."):
+        normalize_signed(np.ones(3), percentile=0)
+
+
+# --------------------------------------------------------------------------- prepared images
+_EVERY_PUBLIC_VIEW = [
+    *[(grad_cam, (1,), {"method": m}) for m in CAM_METHODS],
+    *[(saliency, (1,), {"method": m, "samples": 2}) for m in SALIENCY_METHODS],
+    (deconvnet, ("conv2", 2), {}),
+    (predict_top, (3,), {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("view", "args", "options"), _EVERY_PUBLIC_VIEW, ids=_view_ids(_EVERY_PUBLIC_VIEW)
+)
+def test_every_view_prepares_the_image_once_and_accepts_it_prepared(
+    tiny_functional, monkeypatch, view, args, options
+):
+    adapter = ModelAdapter(tiny_functional)
+    image = _image((20, 12, 3), seed=40)
+    prepared = adapter.prepare(image)
+    want = view(adapter, image, *args, **options)
+    seen = []
+    prepare = adapter.prepare
+    monkeypatch.setattr(adapter, "prepare", lambda image: seen.append(image) or prepare(image))
+    got = view(adapter, prepared, *args, **options)
+    assert seen == [prepared]  # once, and handed down, not prepared again (guided Grad-CAM)
+    if isinstance(want, np.ndarray):
+        assert got.shape[:2] == (20, 12)
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert got == want

@@ -867,7 +867,7 @@ def check_activations(case: Case, model) -> None:
 def check_logits(case: Case, model) -> None:
     import tensorflow as tf
 
-    from cnnviz_widgets.explain.cam import predict_top
+    from cnnviz_widgets.explain import predict_top
 
     adapter = _adapter(case, model)
     batch = _batch(case, model)
@@ -923,7 +923,7 @@ def check_filter_ascent(case: Case, model) -> None:
 
 def check_cam(method: str):
     def check(case: Case, model) -> None:
-        from cnnviz_widgets.explain.cam import default_cam_layer, grad_cam
+        from cnnviz_widgets.explain import default_cam_layer, grad_cam
 
         options = {"method": method, "output": case.output, "preprocess": case.preprocess,
                    "max_channels": SCORECAM_CHANNELS, "batch_size": SCORECAM_CHANNELS}  # fmt: skip
@@ -944,7 +944,7 @@ def check_cam(method: str):
 
 def check_saliency(method: str):
     def check(case: Case, model) -> None:
-        from cnnviz_widgets.explain.cam import default_cam_layer, grad_cam, saliency
+        from cnnviz_widgets.explain import default_cam_layer, grad_cam, saliency
 
         options = {"method": method, "output": case.output, "preprocess": case.preprocess}
         if method == "smoothgrad":
@@ -983,7 +983,7 @@ def check_saliency(method: str):
 
 def check_deconvnet(case: Case, model) -> None:
     from cnnviz_widgets.engine.adapter import activations
-    from cnnviz_widgets.explain.cam import deconvnet, normalize_signed
+    from cnnviz_widgets.explain import deconvnet, normalize_signed
 
     prep = {"preprocess": case.preprocess}
     if "mid" in case.extra:  # the view's own call first: a never-built model is built by it
@@ -1013,7 +1013,7 @@ CHECKS: dict[str, Callable[[Case, Any], None]] = {
 def _call_view(case: Case, view: str, model) -> None:
     """The view's public entry point alone (for a model every view must refuse)."""
     from cnnviz_widgets.ascent.optimize import filter_ascent
-    from cnnviz_widgets.explain.cam import deconvnet, grad_cam, predict_top, saliency
+    from cnnviz_widgets.explain import deconvnet, grad_cam, predict_top, saliency
     from cnnviz_widgets.widgets.activations import ActivationExplorer
 
     image = case.image
@@ -1071,7 +1071,7 @@ def test_view(case, view):
 # --------------------------------------------------------------------------------------------
 def test_multi_output_needs_output_with_a_clear_error(models_dir):
     from cnnviz_widgets.errors import ModelError
-    from cnnviz_widgets.explain.cam import grad_cam, predict_top, saliency
+    from cnnviz_widgets.explain import grad_cam, predict_top, saliency
 
     case = _build("multi-output", models_dir)
     text = (
@@ -1091,7 +1091,7 @@ def test_multi_output_needs_output_with_a_clear_error(models_dir):
 
 def test_inactive_augmentation_is_deterministic_and_passes_its_input_through(models_dir):
     from cnnviz_widgets.engine.adapter import activations
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     case = _build("augmentation", models_dir)
     model, image = case.model, case.image
@@ -1117,7 +1117,7 @@ def test_inactive_augmentation_is_deterministic_and_passes_its_input_through(mod
 def test_loaded_model_gives_the_views_of_the_original(extension, models_dir):
     from cnnviz_widgets.ascent.optimize import filter_ascent
     from cnnviz_widgets.engine.adapter import activations, adapter_for
-    from cnnviz_widgets.explain.cam import deconvnet, grad_cam, saliency
+    from cnnviz_widgets.explain import deconvnet, grad_cam, saliency
 
     case = _build(f"saved-{extension}", models_dir)
     loaded, original, image = case.model, case.extra["original"], case.image

@@ -16,7 +16,7 @@ from PIL import Image
 from cnnviz_widgets import report
 from cnnviz_widgets.engine.models import load_model_file
 from cnnviz_widgets.errors import ModelError
-from cnnviz_widgets.explain.cam import predict_top
+from cnnviz_widgets.explain import predict_top
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -273,7 +273,7 @@ def test_a_refused_page_is_shown_in_the_widget(paged_model, photo):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture
 def private_ascent_cache(tmp_path, monkeypatch):
-    from cnnviz_widgets.ascent import optimize as fa
+    from cnnviz_widgets import ascent as fa
 
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
     fa.clear_memory_cache()
@@ -306,7 +306,7 @@ def _random_filter_change(fx, rng: np.random.Generator) -> str:
 def test_filter_explorer_rapid_changes_during_runs(
     filters_model, private_ascent_cache, record_property
 ):
-    from cnnviz_widgets.ascent import optimize as fa
+    from cnnviz_widgets import ascent as fa
     from cnnviz_widgets.widgets.filters import FRAME_EVERY, PAGE_SIZE, FilterExplorer
 
     threads_before = _threads()
@@ -373,7 +373,7 @@ def test_filter_explorer_rapid_changes_during_runs(
 # --------------------------------------------------------------------------------------------
 def test_cam_explorer_rapid_changes(paged_model, photo, record_property):
     from cnnviz_widgets.cache import ActivationCache
-    from cnnviz_widgets.explain.cam import CAM_METHODS, grad_cam, saliency
+    from cnnviz_widgets.explain import CAM_METHODS, grad_cam, saliency
     from cnnviz_widgets.widgets.cam import _LAYER_METHODS, METHODS, CamExplorer
 
     threads_before = _threads()
@@ -457,7 +457,7 @@ def _pause_once_on_the_worker(function, paused: threading.Event, seconds: float 
 def test_cam_explorer_never_keeps_a_stale_map(paged_model, photo, monkeypatch):
     from cnnviz_widgets import cam_explorer
     from cnnviz_widgets.cache import ActivationCache
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     cam = cam_explorer.CamExplorer(paged_model, photo, k=3, cache=ActivationCache())
     try:
@@ -481,7 +481,7 @@ def test_filter_explorer_survives_a_run_finishing_as_the_layer_changes(
     filters_model, private_ascent_cache, monkeypatch
 ):
     from cnnviz_widgets import filter_explorer
-    from cnnviz_widgets.ascent import optimize as fa
+    from cnnviz_widgets import ascent as fa
 
     fx = filter_explorer.FilterExplorer(filters_model, layer="conv2", size=32, steps=8)
     try:
@@ -503,7 +503,7 @@ def test_a_model_the_user_drops_is_freed(keras, photo):
     import weakref
 
     from cnnviz_widgets.engine.adapter import activations
-    from cnnviz_widgets.explain.cam import grad_cam
+    from cnnviz_widgets.explain import grad_cam
 
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)

@@ -8,8 +8,11 @@ wrong backend gets one clear message instead of a raw ``ModuleNotFoundError``) a
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ModelError
@@ -17,17 +20,47 @@ from ..errors import ModelError
 __all__ = ["compile", "keras", "tensorflow", "trace_count"]
 
 
-def _quiet_tensorflow_logs() -> None:
-    # TensorFlow's C++ start-up lines (CPU feature guard, absl) reach the notebook as a red box.
-    # Set the level before the first import, and only when the user has not chosen one.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Keep TensorFlow's C++ start-up lines (absl, oneDNN, CPU guard) out of the notebook.
+
+    They are written by native code straight to file descriptor 2, which Jupyter shows as a red
+    box, and recent builds print them whatever ``TF_CPP_MIN_LOG_LEVEL`` says. So while the
+    import runs, descriptor 2 points at a temporary file; if the import fails, what was written
+    is replayed so no diagnostic is lost. A user who set ``TF_CPP_MIN_LOG_LEVEL`` chose their
+    logs: then nothing is hidden.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # later C++ messages below warnings stay quiet
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (some embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def tensorflow() -> Any:
     """The ``tensorflow`` module, imported on first use with a clear error when it is missing."""
-    _quiet_tensorflow_logs()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     try:
-        import tensorflow as tf
+        with _quiet_native_stderr():
+            import tensorflow as tf
     except ModuleNotFoundError as exc:
         raise ModelError(
             "cnnviz_widgets runs models with TensorFlow, which is not installed. Install it with "
@@ -47,7 +80,11 @@ def keras() -> Any:
             "the kernel if it already was)."
         )
     tensorflow()
-    import keras as keras_module
+    if "keras" in sys.modules:
+        keras_module = sys.modules["keras"]
+    else:
+        with _quiet_native_stderr():
+            import keras as keras_module
 
     if keras_module.backend.backend() != "tensorflow":
         raise ModelError(

@@ -1,0 +1,300 @@
+"""What a view explains: the model's class head, the class, the layer, and the class score.
+
+Every method answers "why this class, for this image?", so they all need the same bookkeeping
+before any TensorFlow runs: the adapter for the model, which output is the class head, the
+class (or "the top class"), the layer whose feature map is read. A :class:`Target` carries the
+answers to the method's ``compute``. The few tensor functions shared by the methods (picking
+the class, reading its score, the head's probabilities) are here too, as are the two steps
+every map goes through on its way out (:func:`to_size`, :func:`to_unit`).
+
+Facts that cost anything to find (the head, the default layer) are kept on the adapter with
+:meth:`~cnnviz_widgets.engine.adapter.ModelAdapter.traced`, under keys that start with
+:data:`KEY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
+from ..engine.backend import tensorflow
+from ..errors import CnnVizError, LayerError, check_index, check_int
+from ..images import resize_image
+
+__all__ = ["default_cam_layer"]
+
+#: First element of every key this package keeps on an adapter (shared with its other users).
+KEY = "class_activation"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The class-score output chosen by ``output=``.
+
+    Attributes
+    ----------
+    index : int
+        The output's position, as ``ModelAdapter.forward(output=)`` takes it.
+    name : str
+        The output layer's path.
+    classes : int or None
+        How many classes (``None`` if the model leaves it open).
+    activation : {"softmax", "sigmoid"}
+        How the head turns logits into probabilities.
+    """
+
+    index: int
+    name: str
+    classes: int | None
+    activation: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """One question put to a method: this image batch, this class of this head, this layer.
+
+    Attributes
+    ----------
+    adapter : ModelAdapter
+    batch : numpy.ndarray
+        float32 (1, H, W, C), the model input (``adapter.model_input(prepared)``).
+    head : Head
+    class_index : int
+        The class, or -1 for the top class (decided inside the traced function, per image).
+    layer : str or None
+        The layer path the method reads, for methods that need one.
+    """
+
+    adapter: ModelAdapter
+    batch: np.ndarray
+    head: Head
+    class_index: int
+    layer: str | None = None
+
+
+def adapter_of(model: Any, preprocess: Preprocess | None) -> ModelAdapter:
+    """The shared adapter of ``model`` (or ``model`` itself when it is one).
+
+    Raises
+    ------
+    CnnVizError
+        When ``preprocess`` comes with a ModelAdapter that has its own preprocessing.
+    """
+    if isinstance(model, ModelAdapter):
+        if preprocess is not None and preprocess is not model.preprocess:
+            raise CnnVizError(
+                "preprocess= was given together with a ModelAdapter, which has its own "
+                "preprocessing. Pass it when making the adapter: ModelAdapter(model, "
+                "preprocess=...), or pass the Keras model here instead of the adapter."
+            )
+        return model
+    return adapter_for(model, preprocess=preprocess)
+
+
+def class_head(adapter: ModelAdapter, output: int | str | None) -> Head:
+    """The class output ``output=`` names, checked once per adapter and output.
+
+    Raises
+    ------
+    CnnVizError
+        For an ``output`` that is neither an int, a str nor None.
+    ModelError
+        (from the adapter) For several outputs without ``output=``, or an output that is not a
+        vector of class scores.
+    """
+
+    def build() -> Head:
+        # head_activation() finds the head exactly as forward() will, and raises the clear
+        # error for several outputs without output=, or an output that is no class vector.
+        activation = adapter.head_activation(output)
+        names = adapter.output_names
+        if output is None:
+            index = 0
+        elif isinstance(output, str):
+            index = next(i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1]))
+        else:
+            index = int(output)
+        classes = adapter.layer_info(names[index]).output_shape[-1]
+        return Head(index, names[index], classes, activation)
+
+    if isinstance(output, np.integer):
+        output = int(output)
+    if not isinstance(output, (int, str, type(None))) or isinstance(output, bool):
+        raise CnnVizError(
+            f"output must be an output index (int) or name (str), or None; got {output!r}."
+        )
+    return adapter.traced((KEY, "head", output), build)
+
+
+def class_number(class_index: Any, head: Head) -> int:
+    """``class_index`` checked against the head: an int in range, or -1 for ``None``.
+
+    Raises
+    ------
+    CnnVizError
+        For a non-int, or a class outside 0 … classes − 1; the message names the value and
+        the range.
+    """
+    if class_index is None:
+        return -1
+    try:
+        index = check_int(class_index, "class_index")
+        return check_index(index, head.classes, "class_index", "the model", things="classes")
+    except CnnVizError as error:
+        raise CnnVizError(
+            f"{error} Pass a class number in that range, or class_index=None for the top class "
+            "(see predict_top)."
+        ) from None
+
+
+# -------------------------------------------------------------------------------- layers
+def _is_flat(adapter: ModelAdapter, path: str) -> bool:
+    """True for a 1×1 map (after global pooling with keepdims): it cannot show *where*."""
+    shape = adapter.layer_info(path).output_shape
+    return len(shape) >= 2 and shape[0] == 1 and shape[1] == 1
+
+
+def default_cam_layer(model: Any, *, preprocess: Preprocess | None = None) -> str:
+    """The layer :func:`~cnnviz_widgets.explain.grad_cam` explains by default.
+
+    The deepest layer with a spatial map larger than 1×1. Layers whose output is 1×1 (a global
+    pooling kept as a 4-D tensor) are skipped: a class map drawn from them would be a single
+    flat value. Nested sub-models are looked through, so for the default model this is
+    ``"backbone/top_activation"``.
+
+    Parameters
+    ----------
+    model : keras.Model or ModelAdapter
+    preprocess : callable, optional
+        As for :func:`~cnnviz_widgets.explain.grad_cam` (selects the shared adapter).
+
+    Returns
+    -------
+    str
+        A layer path.
+
+    Raises
+    ------
+    LayerError
+        If no layer has a spatial output larger than 1×1.
+
+    Examples
+    --------
+    >>> default_cam_layer(cv.load_default_model())      # doctest: +SKIP
+    'backbone/top_activation'
+    """
+    return deepest_spatial_layer(adapter_of(model, preprocess))
+
+
+def deepest_spatial_layer(adapter: ModelAdapter) -> str:
+    """:func:`default_cam_layer` for an adapter, found once and kept on it."""
+
+    def build() -> str:
+        for path in reversed(adapter.layer_paths):
+            if not _is_flat(adapter, path):
+                return path
+        raise LayerError(
+            f"Model {adapter.model.name!r} has no layer with a spatial (height × width > 1) "
+            "feature map, so there is no map of *where* to draw. Class activation maps need a "
+            "convolutional network; use saliency(model, image) for a pixel-level view instead."
+        )
+
+    return adapter.traced((KEY, "default_layer"), build)
+
+
+def cam_layer(adapter: ModelAdapter, layer: str | None) -> str:
+    """``layer`` as a path with a spatial map larger than 1×1 (``None``: the default one).
+
+    Raises
+    ------
+    LayerError
+        For an unknown layer (with close matches), or one with no spatial map or a 1×1 map,
+        naming the layer to use instead.
+    """
+    if layer is None:
+        return deepest_spatial_layer(adapter)
+    path = adapter.resolve_layer(layer, spatial=False)
+    info = adapter.layer_info(path)
+    if info.spatial and not _is_flat(adapter, path):
+        return path
+    suggestion = deepest_spatial_layer(adapter)
+    why = (
+        "a 1×1 spatial map (typically after global pooling)"
+        if info.spatial
+        else f"output shape {info.output_shape}: no spatial map left (it comes after global "
+        "pooling or flattening)"
+    )
+    raise LayerError(
+        f"Layer {path!r} ({info.class_name}) has {why}, so a class activation map cannot show "
+        f"where the evidence lies. Pick a convolutional layer before the pooling, e.g. the "
+        f"deepest one with a spatial map: {suggestion!r}."
+    )
+
+
+# -------------------------------------------------------------------------------- maps out
+def to_unit(heatmap: np.ndarray) -> np.ndarray:
+    """A non-negative map scaled so that its maximum is 1 (an all-zero map stays zero).
+
+    NaN and ±inf become 0, negative values (bilinear resampling undershoots a little) 0.
+    Returns float32 of the same shape, values in [0, 1]; may reuse ``heatmap``'s memory.
+    """
+    heatmap = np.nan_to_num(heatmap, nan=0.0, posinf=0.0, neginf=0.0)
+    np.maximum(heatmap, 0.0, out=heatmap)
+    peak = float(heatmap.max())
+    if peak > 0.0:
+        heatmap *= np.float32(1.0 / peak)
+    return np.clip(heatmap, 0.0, 1.0, out=heatmap).astype(np.float32, copy=False)
+
+
+def to_size(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``array`` (H, W[, C]) resized to ``size`` (height, width) with ``resize_image``."""
+    return resize_image(array, size) if array.shape[:2] != tuple(size) else array
+
+
+# -------------------------------------------------------------------------------- tensors
+# Only ever called while a compiled function traces.
+def pick_class(logits: Any, class_index: Any) -> Any:
+    """Per example: ``class_index``, or the top class when it is negative. (N,) int32."""
+    tf = tensorflow()
+    top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.where(class_index < 0, top, tf.fill(tf.shape(top), class_index))
+
+
+def class_score(logits: Any, target: Any) -> Any:
+    """The logit of each example's ``target`` class: logits (N, classes), target (N,) → (N,)."""
+    return tensorflow().gather(logits, target, axis=1, batch_dims=1)
+
+
+def probabilities(logits: Any, activation: str) -> Any:
+    """The head's probabilities from its logits (N, classes), by its own activation."""
+    tf = tensorflow()
+    return tf.sigmoid(logits) if activation == "sigmoid" else tf.nn.softmax(logits, axis=-1)
+
+
+def no_gradient_error(adapter: ModelAdapter, path: str, head: Head, batch: Any) -> LayerError:
+    """The error for a layer the class scores do not depend on, naming one they do depend on.
+
+    Called while tracing, so finding the layers that feed the head costs graph building only
+    (the trace is abandoned by the error, nothing runs).
+    """
+    tf = tensorflow()
+    candidates = [p for p in adapter.layer_paths if not _is_flat(adapter, p)]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        features, logits = adapter.forward(
+            batch, candidates, logits=True, output=head.index, watch=tape.watch
+        )
+        total = tf.reduce_sum(logits)
+    grads = tape.gradient(total, features)
+    feeding = [p for p, g in zip(candidates, grads, strict=True) if g is not None]
+    hint = (
+        f"Pick a layer on the way to that output, e.g. {feeding[-1]!r} (the deepest one)."
+        if feeding
+        else "None of its layers with a spatial map feeds that output."
+    )
+    return LayerError(
+        f"The class scores of output {head.name!r} do not depend on layer {path!r}, so it "
+        f"cannot explain them. {hint} Pass it as layer=, or choose another output with output=."
+    )
