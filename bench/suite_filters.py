@@ -141,8 +141,9 @@ def _throughput(stats: Stats, steps: int) -> float:
 
 def throughput(bench: Bench) -> list[Figure]:
     """Ours vs the floor (interleaved), then vs tf-keras-vis (separately: it is much slower)."""
-    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.ascent import filter_ascent
     from cnnviz_widgets.engine.adapter import adapter_for
+    from cnnviz_widgets.engine.backend import trace_count
 
     plan = bench.plan
     floor = bare_ascent(bench.flat, LAYER.rsplit("/", 1)[-1])
@@ -162,8 +163,8 @@ def throughput(bench: Bench) -> list[Figure]:
     )
     adapter = adapter_for(bench.model)
     traces = [
-        fn.experimental_get_tracing_count()
-        for key, fn in adapter._functions.items()
+        trace_count(adapter.traced(key, lambda: None))  # the kept function for that key
+        for key in adapter.compiled_keys
         if key[0] == "filter_ascent.step" and key[1][0][2] == LAYER
     ]
     rate, floor_rate = (
@@ -278,7 +279,7 @@ def against_tf_keras_vis(bench: Bench, ours: Stats) -> list[Figure]:
 
 def _first_frame(model: Any, layer: str, channels: list[int]) -> float:
     """Seconds from the request to the first ``on_step`` call that carries images."""
-    from cnnviz_widgets.ascent.optimize import AscentCancelled, filter_ascent
+    from cnnviz_widgets.ascent import AscentCancelled, filter_ascent
 
     stop = threading.Event()
     seen: list[float] = []
@@ -298,7 +299,7 @@ def _first_frame(model: Any, layer: str, channels: list[int]) -> float:
 
 def first_frame(bench: Bench) -> list[Figure]:
     """Cold (fresh adapter: traces), warmed by warm_up, and warm_up's own cost."""
-    from cnnviz_widgets.ascent.optimize import warm_up
+    from cnnviz_widgets.ascent import warm_up
     from cnnviz_widgets.engine.adapter import ModelAdapter
 
     plan = bench.plan
@@ -342,7 +343,7 @@ def first_frame(bench: Bench) -> list[Figure]:
 
 def cancellation(bench: Bench) -> list[Figure]:
     """Latency from cancel.set() (from another thread, mid-run) to AscentCancelled."""
-    from cnnviz_widgets.ascent.optimize import AscentCancelled, filter_ascent
+    from cnnviz_widgets.ascent import AscentCancelled, filter_ascent
 
     plan = bench.plan
     latencies = []

@@ -38,6 +38,9 @@ _LAZY: dict[str, str] = {
     "deconvnet": "explain.deconvnet",
     "normalize_signed": "explain.saliency",
     "default_cam_layer": "explain.targets",
+    "filter_ascent": "ascent.optimize",
+    "optimize_image": "ascent.optimize",
+    "kernel_weights": "engine.weights",
 }
 
 __all__ = [
@@ -50,12 +53,15 @@ __all__ = [
     "activations",
     "deconvnet",
     "default_cam_layer",
+    "filter_ascent",
     "grad_cam",
     "imagenet_labels",
+    "kernel_weights",
     "layer_paths",
     "load_default_model",
     "load_image",
     "normalize_signed",
+    "optimize_image",
     "predict_top",
     "saliency",
     "sample_image",
@@ -63,9 +69,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .ascent.optimize import filter_ascent, optimize_image
     from .cache import ActivationCache
     from .engine.adapter import ModelAdapter, activations, layer_paths
     from .engine.models import imagenet_labels, load_default_model
+    from .engine.weights import kernel_weights
     from .explain.cam import grad_cam
     from .explain.deconvnet import deconvnet
     from .explain.predictions import predict_top

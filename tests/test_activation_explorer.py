@@ -114,12 +114,16 @@ def test_browser_side_changes_drive_the_traits(explorer):
 
 def test_a_view_change_sends_the_png_as_a_binary_buffer_once(explorer):
     explorer.view.comm.messages.clear()
+    explorer.caption.comm.messages.clear()
     explorer.channel = 1
     sent = updates(explorer.view)
     assert len(sent) == 1
     state, buffers = sent[0]
     assert bytes(buffers[0]) == explorer.png  # raw bytes, not base64 in JSON
     assert state.get("value") is None or state["value"] == {}
+    # The caption is a second widget: its own one message, sent in the same Picture.show call.
+    assert updates(explorer.caption) == [({"value": explorer.caption.value}, [])]
+    assert "channel 1" in explorer.caption.value
 
 
 def test_unknown_layer_shows_close_matches_in_the_widget_and_raises(explorer):
@@ -177,8 +181,11 @@ def test_grid_pages_for_layers_with_many_channels(keras, rgb16):
     assert ex.page_slider.value == 3  # people count pages from 1
     assert ex.grid_layout.channels == tuple(range(128, 150))
     assert "page 3 of 3" in ex.caption.value
-    with pytest.raises(CnnVizError, match="page 3 is out of range"):
+    with pytest.raises(
+        CnnVizError, match=r"page 3 is out of range: this layer has 3 pages of 64 channels \(0–2\)\."
+    ):
         ex.page = 3
+    assert ex.page == 2 and "page 3 is out of range" in ex.message.value
     ex.page_slider.set_state({"value": 1})  # the browser moves the slider to "1"
     assert ex.page == 0 and ex.grid_layout.channels[0] == 0
 

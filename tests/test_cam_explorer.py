@@ -9,7 +9,7 @@ from widget_comm import recording_comms  # noqa: F401  (fixture)
 from cnnviz_widgets import render
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError, LayerError
-from cnnviz_widgets.explain.cam import grad_cam, predict_top, saliency
+from cnnviz_widgets.explain import grad_cam, predict_top, saliency
 from cnnviz_widgets.widgets.cam import CamExplorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
@@ -74,10 +74,10 @@ def test_saliency_methods_disable_the_layer_picker(cam, tiny_functional, rgb32):
 
 def test_opacity_and_colormap_redraw_without_recomputing(cam, rgb32):
     heat = cam.heatmap
-    misses = cam._cache.misses
+    misses = cam.cache.misses
     cam.alpha = 1.0
     cam.cmap = "gray"
-    assert cam._cache.misses == misses
+    assert cam.cache.misses == misses
     np.testing.assert_array_equal(cam.rgb, render.apply_colormap(heat, "gray"))
 
 

@@ -894,7 +894,7 @@ def check_logits(case: Case, model) -> None:
 
 
 def check_filter_ascent(case: Case, model) -> None:
-    from cnnviz_widgets.ascent.optimize import channel, filter_ascent, starting_images
+    from cnnviz_widgets.ascent import channel, filter_ascent, starting_images
 
     side = case.extra.get("side", SIZE)
     layer = _mid_layer(case, model)  # a never-built model meets the ascent first
@@ -1012,7 +1012,7 @@ CHECKS: dict[str, Callable[[Case, Any], None]] = {
 
 def _call_view(case: Case, view: str, model) -> None:
     """The view's public entry point alone (for a model every view must refuse)."""
-    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.ascent import filter_ascent
     from cnnviz_widgets.explain import deconvnet, grad_cam, predict_top, saliency
     from cnnviz_widgets.widgets.activations import ActivationExplorer
 
@@ -1115,7 +1115,7 @@ def test_inactive_augmentation_is_deterministic_and_passes_its_input_through(mod
 
 @pytest.mark.parametrize("extension", ["keras", "h5"])
 def test_loaded_model_gives_the_views_of_the_original(extension, models_dir):
-    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.ascent import filter_ascent
     from cnnviz_widgets.engine.adapter import activations, adapter_for
     from cnnviz_widgets.explain import deconvnet, grad_cam, saliency
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets.ascent import optimize as fa
+from cnnviz_widgets import ascent
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.engine.adapter import adapter_for
 from cnnviz_widgets.widgets.explorer import Explorer
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("recording_comms")
 def small_ascent(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CNNVIZ_MAX_STEPS", "8")
-    fa.clear_memory_cache()
+    ascent.clear_memory_cache()
 
 
 @pytest.fixture
@@ -51,7 +51,8 @@ def test_switching_tabs_recomputes_nothing(explorer, tiny_functional):
     assert cache.misses == misses
     assert (adapter.compiled_keys, adapter.trace_count) == (compiled, traces)
     assert (explorer.activations.png, explorer.cam.png, explorer.filters.png) == pictures
-    assert explorer.cam._adapter is explorer.activations._adapter is explorer.filters._adapter
+    assert explorer.cam.adapter is explorer.activations.adapter is explorer.filters.adapter
+    assert explorer.cam.cache is explorer.activations.cache is cache
 
 
 def test_filters_open_on_the_layer_being_looked_at(explorer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -87,9 +88,24 @@ def test_write_file_is_atomic_and_explains_bad_paths(tmp_path):
         write_file(tmp_path, "x")
 
 
-def test_export_png_before_any_picture_says_so(tiny_functional, rgb16, tmp_path):
-    ex = ActivationExplorer(tiny_functional, rgb16, cache=ActivationCache())
-    ex._png = b""
-    with pytest.raises(CnnVizError, match="Nothing is shown yet"):
-        ex.export_png(tmp_path / "x.png")
-    assert np.array_equal(ex.rgb, ex._rgb)
+def test_export_png_before_any_picture_says_so(tiny_functional, rgb16, tmp_path, monkeypatch):
+    from cnnviz_widgets.widgets.cam import CamExplorer
+
+    # The first class map is held back in the background: nothing has been shown yet.
+    release = threading.Event()
+    compute = CamExplorer._compute
+    monkeypatch.setattr(
+        CamExplorer, "_compute", lambda self, *args: release.wait(30) and compute(self, *args)
+    )
+    cam = CamExplorer(tiny_functional, rgb16, k=2, cache=ActivationCache())
+    try:
+        assert cam.busy and cam.png == b"" and cam.view.value == b""
+        with pytest.raises(CnnVizError, match="Nothing is shown yet"):
+            cam.export_png(tmp_path / "x.png")
+        assert not (tmp_path / "x.png").exists()
+        np.testing.assert_array_equal(cam.rgb, rgb16)  # the photo, until its map is ready
+    finally:
+        release.set()
+    assert cam.wait(30) and not cam.busy
+    assert cam.export_png(tmp_path / "x.png").read_bytes() == cam.png == cam.view.value != b""
+    cam.close()

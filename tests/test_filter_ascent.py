@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import io
 import os
 import subprocess
 import sys
@@ -12,17 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz_widgets.ascent import optimize as fa
-from cnnviz_widgets.ascent.optimize import (
+from cnnviz_widgets import ascent as fa
+from cnnviz_widgets.ascent import (
     AscentCancelled,
     channel,
     class_logit,
     filter_ascent,
     neuron,
+    optimize,
     optimize_image,
     starting_images,
 )
-from cnnviz_widgets.engine.adapter import adapter_for
+from cnnviz_widgets.cache import CacheStats
+from cnnviz_widgets.engine import backend
+from cnnviz_widgets.engine.adapter import ModelAdapter, adapter_for
 from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +52,13 @@ def cache_in_tmp(tmp_path, monkeypatch):
 def count_runs(monkeypatch):
     """Counts optimisation runs and the objectives each was given."""
     runs: list[int] = []
-    real = fa._optimise
+    real = optimize._optimise
 
     def counting(adapter, objectives, settings, **kwargs):
         runs.append(len(objectives))
         return real(adapter, objectives, settings, **kwargs)
 
-    monkeypatch.setattr(fa, "_optimise", counting)
+    monkeypatch.setattr(optimize, "_optimise", counting)
     return runs
 
 
@@ -91,12 +97,32 @@ def _objective_values(model, objectives, images):
     adapter = adapter_for(model)
     out = []
     for objective, image in zip(objectives, images, strict=True):
-        objective = objective._resolved(adapter)
+        objective = objective.resolved(adapter)
         batch = tf.constant(image[None] * 255.0, tf.float32)
         features, logits = adapter.forward(batch, objective.layers, logits=objective.needs_logits)
         value = objective(dict(zip(objective.layers, features, strict=True)), logits)
         out.append(float(value[0]))
     return np.array(out)
+
+
+def _disk_entries(folder: Path) -> dict[tuple, bytes]:
+    """The disk tier of the result cache, read with diskcache itself: {key: .npy bytes}."""
+    import diskcache
+
+    store_dir = folder / "filter_ascent"
+    if not store_dir.exists():
+        return {}
+    with diskcache.Cache(str(store_dir)) as store:
+        return {ast.literal_eval(key): store[key] for key in store}
+
+
+def _kept(adapter, kind: str) -> dict:
+    """The functions ``adapter.traced`` keeps under keys starting with ``kind``, by key."""
+    return {
+        key: adapter.traced(key, lambda key=key: pytest.fail(f"{key} is not kept"))
+        for key in adapter.compiled_keys
+        if key[0] == kind
+    }
 
 
 # ------------------------------------------------------------------------------ objectives
@@ -114,7 +140,7 @@ def test_objectives_compose_and_know_their_layers():
     assert channel("a", 1) == channel("a", 1) and hash(channel("a", 1)) == hash(channel("a", 1))
     with pytest.raises(CnnVizError, match="finite number"):
         channel("a", 1) * float("nan")
-    with pytest.raises(CnnVizError, match="index must be an integer"):
+    with pytest.raises(CnnVizError, match=r"^index must be an int; got 1\.5 of type float\.$"):
         channel("a", 1.5)
     with pytest.raises(LayerError, match="named by its path"):
         neuron(3, 1)
@@ -206,9 +232,10 @@ def test_new_channel_sets_and_chunks_never_retrace(tiny_flexible):
         jitter=2,
         cache=False,
     )
-    steps = [fn for key, fn in adapter._functions.items() if key[0] == "filter_ascent.step"]
-    assert len(steps) == 1
-    assert steps[0].experimental_get_tracing_count() == 1
+    steps = list(_kept(adapter, "filter_ascent.step").values())
+    renders = list(_kept(adapter, "filter_ascent.render").values())
+    assert len(steps) == 1 and len(renders) == 1
+    assert backend.trace_count(steps[0]) == 1 and backend.trace_count(renders[0]) == 1
 
 
 def test_on_step_reports_every_step_and_streams_frames(tiny_flexible):
@@ -279,12 +306,14 @@ def test_preprocess_runs_inside_the_optimisation(wide):
 def test_channel_out_of_range_names_the_range(wide):
     with pytest.raises(
         CnnVizError,
-        match=r"^channel 70 is out of range: layer 'features' has 64 channels \(0–63\)\. Pick",
+        match=r"^channel 70 is out of range: layer 'features' has 64 channels \(0–63\)\.$",
     ):
         filter_ascent(wide, "features", [1, 70], **FAST)
     with pytest.raises(CnnVizError, match="channel -1 is out of range"):
         filter_ascent(wide, "features", -1, **FAST)
-    with pytest.raises(CnnVizError, match="class 9 is out of range: model 'wide' has 4 classes"):
+    with pytest.raises(
+        CnnVizError, match=r"^class 9 is out of range: model 'wide' has 4 classes \(0–3\)\.$"
+    ):
         optimize_image(wide, class_logit(9), **FAST)
 
 
@@ -311,16 +340,54 @@ def test_size_too_small_for_the_downsampling_says_the_minimum(needs_14px):
 
 def test_bad_settings_name_the_fix(wide):
     for steps in (0, -3):
-        with pytest.raises(CnnVizError, match=f"steps must be at least 1, got {steps}. Use"):
+        with pytest.raises(CnnVizError, match=rf"^steps must be ≥ 1; got {steps}\. Use steps="):
             filter_ascent(wide, "features", [0], size=16, steps=steps)
-    with pytest.raises(CnnVizError, match="param must be 'fft'.*or 'pixel'; got 'wavelet'"):
+    with pytest.raises(
+        CnnVizError, match=r"^Unknown param 'wavelet'\. Choose one of 'fft', 'pixel'\.$"
+    ):
         filter_ascent(wide, "features", [0], size=16, param="wavelet")
     with pytest.raises(CnnVizError, match="No channels given"):
         filter_ascent(wide, "features", [], size=16)
-    with pytest.raises(CnnVizError, match="size must be at least 8 pixels, got 4"):
+    with pytest.raises(CnnVizError, match=r"^size must be ≥ 8 pixels; got 4\. Try size=128\.$"):
         filter_ascent(wide, "features", [0], size=4)
     with pytest.raises(CnnVizError, match=r"scale must be \(smallest, largest\).*Swap them"):
         filter_ascent(wide, "features", [0], size=16, scale=(1.2, 0.9))
+    with pytest.raises(
+        CnnVizError, match=r"^jitter must be between 0 and size/2 = 8 pixels; got 9"
+    ):
+        filter_ascent(wide, "features", [0], size=16, jitter=9)
+    with pytest.raises(CnnVizError, match=r"^lr must be a finite number ≥ 0; got nan\.$"):
+        optimize_image(wide, channel("features", 0), size=16, lr=float("nan"))
+    with pytest.raises(CnnVizError, match=r"^batch_size must be ≥ 1; got 0\.$"):
+        filter_ascent(wide, "features", [0], size=16, batch_size=0)
+    with pytest.raises(CnnVizError, match=r"^seed must be ≥ 0; got -1\.$"):
+        filter_ascent(wide, "features", [0], size=16, seed=-1)
+    with pytest.raises(CnnVizError, match=r"^channel must be an int; got '3' of type str\.$"):
+        filter_ascent(wide, "features", ["3"], size=16)
+    # A wrong keyword is a TypeError, as for any Python function, with the closest names.
+    with pytest.raises(
+        TypeError,
+        match=r"^optimize_image\(\) got an unexpected keyword argument 'stpes'\. Did you mean "
+        r"'steps'",
+    ):
+        optimize_image(wide, channel("features", 0), stpes=3)
+
+
+def test_both_entry_points_list_the_same_options_with_the_documented_defaults():
+    want = {
+        "size": 128, "steps": None, "seed": 0, "lr": 0.1, "param": "fft", "decorrelate": True,
+        "jitter": None, "scale": (0.8, 1.25), "rotate": 15.0, "tv": 1.0, "l2": 0.0,
+        "batch_size": 16, "every": 8, "on_step": None, "cancel": None, "preprocess": None,
+        "cache": True,
+    }  # fmt: skip
+    for function, positional in [
+        (filter_ascent, ["model", "layer", "channels"]),
+        (optimize_image, ["model", "objectives"]),
+    ]:
+        parameters = inspect.signature(function).parameters
+        assert list(parameters) == positional + list(want)
+        assert {name: parameters[name].default for name in want} == want
+        assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in want)
 
 
 # ------------------------------------------------------------------------------ cancel
@@ -351,7 +418,8 @@ def test_cancel_raises_promptly_and_caches_nothing(tiny_flexible, cache_in_tmp):
         )
     latency = time.perf_counter() - set_at[0]
     assert latency < 0.5, latency
-    assert not cache_in_tmp.exists() or not any(cache_in_tmp.rglob("*"))
+    assert fa.results_cache().stats.entries == 0
+    assert _disk_entries(cache_in_tmp) == {}
 
 
 def test_cancel_accepts_a_callable_and_is_checked_before_starting(tiny_flexible):
@@ -372,30 +440,42 @@ def test_cancel_accepts_a_callable_and_is_checked_before_starting(tiny_flexible)
 
 
 # ------------------------------------------------------------------------------ cache
-def test_disk_cache_round_trip_per_channel_files(tiny_flexible, cache_in_tmp, count_runs):
+def test_disk_cache_round_trip_per_channel_entries(tiny_flexible, cache_in_tmp, count_runs):
     first = filter_ascent(tiny_flexible, "conv2", [0, 3], **FAST)
     assert count_runs == [2]
-    files = sorted(cache_in_tmp.rglob("*.npy"))
-    assert [f.name.split("-")[:3] for f in files] == [
-        ["channel", "conv2", "0"],
-        ["channel", "conv2", "3"],
-    ]
-    assert all(f.parent.parent.name == "filter_ascent" for f in files)
-    stored = np.load(files[0], allow_pickle=False)
-    assert stored.dtype == np.uint8 and stored.shape == (16, 16, 3)
-    # no temp files left behind by the atomic writes
-    assert [p for p in cache_in_tmp.rglob("*") if p.is_file() and p.suffix != ".npy"] == []
-    assert not list(cache_in_tmp.rglob(".tmp-*"))
+    budget = 256 * 2**20
+    assert fa.results_cache().stats == CacheStats(2, 2 * 16 * 16 * 3, budget, hits=0, misses=2)
+    entries = _disk_entries(cache_in_tmp)
+    # One entry per channel, keyed by the weights, the objective and every setting.
+    by_channel = {key[5]: key for key in entries}
+    assert sorted(by_channel) == [(0,), (3,)]
+    for (index,), key in by_channel.items():
+        assert key[:2] == ("filter_ascent", 1) and len(key[2]) == 64  # sha256 of the weights
+        assert key[4] == ((1.0, "channel", "conv2"),)
+        assert dict(key[6]) == {
+            "size": 16, "steps": 6, "seed": 0, "lr": 0.1, "param": "fft", "decorrelate": True,
+            "jitter": 1, "scale": (0.8, 1.25), "rotate": 15.0, "tv": 1.0, "l2": 0.0,
+        }  # fmt: skip
+        stored = np.load(io.BytesIO(entries[key]), allow_pickle=False)
+        assert stored.dtype == np.uint8 and stored.shape == (16, 16, 3)
+        np.testing.assert_array_equal(stored, first[[0, 3].index(index)] * 255)
+    # Nothing but the store is written to the cache folder.
+    assert {p.relative_to(cache_in_tmp).parts[0] for p in cache_in_tmp.iterdir()} == {
+        "filter_ascent"
+    }
 
     fa.clear_memory_cache()  # the second call must come from disk
+    assert fa.results_cache().stats.entries == 0
     again = filter_ascent(tiny_flexible, "conv2", [0, 3], **FAST)
     assert count_runs == [2]
     np.testing.assert_array_equal(first, again)
+    assert fa.results_cache().stats == CacheStats(2, 2 * 16 * 16 * 3, budget, hits=2, misses=2)
 
     # A page mixing cached and new channels only computes the new one.
     mixed = filter_ascent(tiny_flexible, "conv2", [3, 5, 0], **FAST)
     assert count_runs == [2, 1]
     np.testing.assert_array_equal(mixed[[0, 2]], first[[1, 0]])
+    assert (fa.results_cache().stats.hits, fa.results_cache().stats.misses) == (4, 3)
 
 
 def test_memory_cache_serves_repeats_and_streams_the_final_frame(tiny_flexible, count_runs):
@@ -428,26 +508,40 @@ def test_every_setting_is_part_of_the_cache_key(tiny_flexible, count_runs, chang
     assert count_runs == [1, 1]
 
 
+def test_batching_and_frame_rate_are_not_part_of_the_cache_key(tiny_flexible, count_runs):
+    # They never change an image (see test_an_image_does_not_depend_on_its_batch_mates).
+    first = filter_ascent(tiny_flexible, "conv2", [0, 1], **FAST)
+    again = filter_ascent(tiny_flexible, "conv2", [0, 1], batch_size=1, every=2, **FAST)
+    assert count_runs == [2]
+    np.testing.assert_array_equal(first, again)
+
+
 def test_other_weights_other_cache_entries(keras, tiny_flexible, count_runs):
     filter_ascent(tiny_flexible, "conv2", [0], **FAST)
     twin = keras.models.clone_model(tiny_flexible)  # same architecture, fresh weights
     filter_ascent(twin, "conv2", [0], **FAST)
     assert count_runs == [1, 1]
+    # The fingerprint is computed once per adapter and kept with it.
+    assert ("filter_ascent.fingerprint",) in adapter_for(twin).compiled_keys
     twin.set_weights(tiny_flexible.get_weights())
-    fa._fingerprints.pop(twin, None)  # the fingerprint is kept per model: forget it here
-    filter_ascent(twin, "conv2", [0], **FAST)
-    assert count_runs == [1, 1]  # identical weights: the first model's entry is found
+    # A new adapter fingerprints the weights afresh: identical weights find the first entry.
+    filter_ascent(ModelAdapter(twin), "conv2", [0], **FAST)
+    assert count_runs == [1, 1]
 
 
-def test_damaged_cache_file_is_recomputed(tiny_flexible, cache_in_tmp, count_runs):
+def test_damaged_cache_entry_is_recomputed(tiny_flexible, cache_in_tmp, count_runs):
+    import diskcache
+
     first = filter_ascent(tiny_flexible, "conv2", [2], **FAST)
-    (path,) = cache_in_tmp.rglob("*.npy")
-    path.write_bytes(b"not an npy file")
+    with diskcache.Cache(str(cache_in_tmp / "filter_ascent")) as store:
+        (key,) = list(store)
+        store[key] = b"not an npy file"
     fa.clear_memory_cache()
     again = filter_ascent(tiny_flexible, "conv2", [2], **FAST)
     assert count_runs == [1, 1]
     np.testing.assert_array_equal(first, again)
-    assert np.load(path, allow_pickle=False).shape == (16, 16, 3)
+    (stored,) = _disk_entries(cache_in_tmp).values()
+    np.testing.assert_array_equal(np.load(io.BytesIO(stored), allow_pickle=False), first[0] * 255)
 
 
 def test_cache_dir_defaults_to_the_user_cache_folder(monkeypatch):
@@ -461,11 +555,11 @@ def test_warm_up_traces_the_step_before_the_first_request(tiny_flexible):
     adapter = adapter_for(tiny_flexible)
 
     def traced():
+        kept = {**_kept(adapter, "filter_ascent.step"), **_kept(adapter, "filter_ascent.render")}
         return {
             key[0]: fn
-            for key, fn in adapter._functions.items()
-            if key[0] == "filter_ascent.render"
-            or (key[0] == "filter_ascent.step" and key[1][0][2] == "conv1" and key[2] == 20)
+            for key, fn in kept.items()
+            if key[0] == "filter_ascent.render" or (key[1][0][2] == "conv1" and key[2] == 20)
         }
 
     fa.warm_up(tiny_flexible, "conv1", size=20)
@@ -476,12 +570,13 @@ def test_warm_up_traces_the_step_before_the_first_request(tiny_flexible):
     )
     # The request used the warmed functions and traced nothing new.
     assert traced() == warmed
-    assert all(fn.experimental_get_tracing_count() == 1 for fn in warmed.values())
+    assert all(backend.trace_count(fn) == 1 for fn in warmed.values())
 
 
 def test_importing_the_module_does_not_import_tensorflow():
     code = (
-        "import sys, cnnviz_widgets.ascent.optimize, cnnviz_widgets.render.kernels;"
+        "import sys, cnnviz_widgets.ascent, cnnviz_widgets.render.kernels;"
+        "from cnnviz_widgets.ascent import objectives, optimize, param, results, settings, step;"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run(
@@ -530,8 +625,9 @@ def test_quality_on_the_default_model(record_property):
     assert os.environ.get("CNNVIZ_CACHE_DIR")  # the autouse fixture kept the cache in tmp
 
 
-def test_a_never_built_sequential_model_is_built_for_the_asked_size(never_built_sequential):
+def test_a_never_built_sequential_model_is_read_for_the_asked_size(never_built_sequential):
     images = filter_ascent(never_built_sequential, "conv2", [0, 1], size=32, steps=2, cache=False)
     assert images.shape == (2, 32, 32, 3)
-    assert never_built_sequential.built
-    assert never_built_sequential.input_shape == (None, 32, 32, 3)
+    # Read through its own layers at that size; the user's model object stays unbuilt.
+    assert adapter_for(never_built_sequential).input_shape == (32, 32, 3)
+    assert not never_built_sequential.built

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
+from cnnviz_widgets import ascent as fa
 from cnnviz_widgets import render
-from cnnviz_widgets.ascent import optimize as fa
+from cnnviz_widgets.ascent import optimize
 from cnnviz_widgets.errors import CnnVizError
 from cnnviz_widgets.widgets.filters import PAGE_SIZE, FilterExplorer
 
@@ -85,8 +86,8 @@ def test_a_page_seen_once_comes_back_from_the_cache(explorer, monkeypatch):
     explorer.page = 1
     assert explorer.wait(60)
     calls = []
-    original = fa._optimise
-    monkeypatch.setattr(fa, "_optimise", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = optimize._optimise
+    monkeypatch.setattr(optimize, "_optimise", lambda *a, **k: calls.append(1) or original(*a, **k))
     explorer.page = 0
     assert explorer.wait(60)
     assert calls == [] and explorer.png == first
@@ -103,6 +104,14 @@ def test_channel_slider_follows_pages_and_clicks_enlarge(explorer):
     picture = explorer.images[19 - PAGE_SIZE]
     tile, _ = render.image_grid(picture[None], [19], pad=0, tile_min_side=256)
     assert explorer.enlarged.value == render.encode_png(tile)
+
+
+def test_a_new_page_moves_the_channel_onto_it(explorer):
+    explorer.page_slider.set_state({"value": 3})  # the browser moves the slider to "3"
+    assert (explorer.page, explorer.channel, explorer.channel_slider.value) == (2, 32, 32)
+    explorer.channel = 33  # same page: the run for it goes on
+    assert explorer.page == 2
+    assert explorer.wait(60) and explorer.images.shape[0] == 8
 
 
 def test_layer_change_resets_channel_range(explorer):
@@ -160,7 +169,8 @@ def test_default_steps_honour_the_environment_cap(wide_model, monkeypatch):
 
 
 def test_kernel_view_draws_the_layers_weights_or_explains(explorer, wide_model):
-    from cnnviz_widgets.render.kernels import kernel_grid, kernel_weights
+    from cnnviz_widgets.engine.weights import kernel_weights
+    from cnnviz_widgets.render.kernels import kernel_grid
 
     explorer.show = "kernels"
     assert not explorer.busy

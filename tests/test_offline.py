@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     import os, tempfile
     os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp()
     import cnnviz_widgets as cv
-    from cnnviz_widgets.ascent.optimize import filter_ascent
+    from cnnviz_widgets.ascent import filter_ascent
     from cnnviz_widgets.report import write_report
 
     model = cv.load_default_model()

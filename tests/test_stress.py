@@ -455,9 +455,9 @@ def _pause_once_on_the_worker(function, paused: threading.Event, seconds: float 
 
 
 def test_cam_explorer_never_keeps_a_stale_map(paged_model, photo, monkeypatch):
-    from cnnviz_widgets import cam_explorer
     from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.explain import grad_cam
+    from cnnviz_widgets.widgets import cam as cam_explorer
 
     cam = cam_explorer.CamExplorer(paged_model, photo, k=3, cache=ActivationCache())
     try:
@@ -480,8 +480,8 @@ def test_cam_explorer_never_keeps_a_stale_map(paged_model, photo, monkeypatch):
 def test_filter_explorer_survives_a_run_finishing_as_the_layer_changes(
     filters_model, private_ascent_cache, monkeypatch
 ):
-    from cnnviz_widgets import filter_explorer
     from cnnviz_widgets import ascent as fa
+    from cnnviz_widgets.widgets import filters as filter_explorer
 
     fx = filter_explorer.FilterExplorer(filters_model, layer="conv2", size=32, steps=8)
     try:

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, LayerError, ModelError, close_matches
+from ..errors import LayerError, ModelError, close_matches
 from ..images import PreparedImage, load_image, resize_image, to_channels
 from . import heads
 from .backend import compile, tensorflow, trace_count
-from .geometry import minimum_input_size
+from .geometry import check_big_enough, minimum_input_size, model_image_size
 from .graph import (
     Alias,
     LayerCall,
@@ -39,10 +39,6 @@ from .graph import (
     read_model,
     top_ref,
 )
-
-#: Images for models that take any size are scaled down to this shorter side by default: the
-#: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
-DEFAULT_SHORTER_SIDE = 224
 
 #: Signature of an optional preprocessing callable: a float32 batch (N, H, W, C) of 0–255 pixels
 #: in, the array the model expects out.
@@ -238,32 +234,12 @@ class ModelAdapter:
             return self._minimum_size
 
     def _check_big_enough(self, size: tuple[int, int]) -> None:
-        low_h, low_w = self.minimum_size
-        if size[0] >= low_h and size[1] >= low_w:
-            return
-        side = max(low_h, low_w)
-        raise ImageError(
-            f"The image is {size[0]}×{size[1]} px as model {self.model.name!r} sees it, but the "
-            f"model needs at least {low_h}×{low_w} px: its convolutions and poolings shrink a "
-            "smaller image to an empty feature map. Pass a larger image, or let the adapter "
-            f"enlarge it: ModelAdapter(model, image_size={side}) scales the shorter side to "
-            f"{side} px."
-        )
+        check_big_enough(self.model.name, size, self.minimum_size)
 
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) an image of ``size`` is brought to before the model."""
-        if self.built:
-            fixed_h, fixed_w, _ = self.input_shape
-            if fixed_h is not None and fixed_w is not None:
-                return (int(fixed_h), int(fixed_w))
-        h, w = int(size[0]), int(size[1])
-        if isinstance(self.image_size, tuple):
-            return (int(self.image_size[0]), int(self.image_size[1]))
-        shorter = (
-            self.image_size if self.image_size is not None else min(DEFAULT_SHORTER_SIDE, h, w)
-        )
-        scale = shorter / min(h, w)
-        return (max(1, round(h * scale)), max(1, round(w * scale)))
+        fixed = self.input_shape[:2] if self.built else (None, None)
+        return model_image_size(size, fixed, self.image_size)
 
     def model_input(self, image: PreparedImage) -> np.ndarray:
         """The batch of one the model is fed for a prepared image (after ``preprocess``)."""

@@ -1,4 +1,4 @@
-"""Spatial arithmetic read from the layers: the smallest image a model can take.
+"""Image sizes: the size an image is fed at, and the smallest image a model can take.
 
 Convolutions and poolings without padding shrink a feature map (``out = (in - k) // s + 1``);
 below some input size a map becomes empty and everything after it is NaN or an error deep in
@@ -12,9 +12,56 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import ImageError
 from .graph import Alias, LayerCall, Ref
 
-__all__ = ["minimum_input_size"]
+__all__ = ["DEFAULT_SHORTER_SIDE", "check_big_enough", "minimum_input_size", "model_image_size"]
+
+#: Images for models that take any size are scaled down to this shorter side by default: the
+#: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
+DEFAULT_SHORTER_SIDE = 224
+
+
+def model_image_size(
+    size: tuple[int, int],
+    fixed: tuple[int | None, int | None],
+    image_size: int | tuple[int, int] | None,
+) -> tuple[int, int]:
+    """The (height, width) an image of ``size`` is fed to the model at.
+
+    ``fixed`` is the model's input (height, width) (``None`` where any size is taken): a fixed
+    size wins, the whole image resized to it. Otherwise ``image_size`` decides: a pair is the
+    size, an int the shorter side (aspect kept), ``None`` shrinks photos whose shorter side is
+    over :data:`DEFAULT_SHORTER_SIDE` to it and leaves smaller ones as they are.
+    """
+    if fixed[0] is not None and fixed[1] is not None:
+        return (int(fixed[0]), int(fixed[1]))
+    h, w = int(size[0]), int(size[1])
+    if isinstance(image_size, tuple):
+        return (int(image_size[0]), int(image_size[1]))
+    shorter = image_size if image_size is not None else min(DEFAULT_SHORTER_SIDE, h, w)
+    scale = shorter / min(h, w)
+    return (max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def check_big_enough(model_name: str, size: tuple[int, int], minimum: tuple[int, int]) -> None:
+    """Refuse an image ``size`` below the model's ``minimum``, naming both and the fix.
+
+    Raises
+    ------
+    ImageError
+    """
+    low_h, low_w = minimum
+    if size[0] >= low_h and size[1] >= low_w:
+        return
+    side = max(low_h, low_w)
+    raise ImageError(
+        f"The image is {size[0]}×{size[1]} px as model {model_name!r} sees it, but the "
+        f"model needs at least {low_h}×{low_w} px: its convolutions and poolings shrink a "
+        "smaller image to an empty feature map. Pass a larger image, or let the adapter "
+        f"enlarge it: ModelAdapter(model, image_size={side}) scales the shorter side to "
+        f"{side} px."
+    )
 
 
 def _pair(value: Any) -> tuple[int, int]:

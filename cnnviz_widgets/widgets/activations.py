@@ -1,15 +1,16 @@
 """ActivationExplorer: look at every feature map of a CNN for one image, reactively.
 
-The widget is thin: stock ipywidgets controls linked to four traits (``layer``, ``channel``,
-``cmap``, ``mode``). One observer asks the shared :class:`ActivationCache` for the layer's
+The widget is thin: stock ipywidgets controls linked to its traits (``layer``, ``channel``,
+``cmap``, ``mode``, ``page``). One redraw asks the shared :class:`ActivationCache` for the layer's
 feature map (computed once per image and layer through the model adapter), hands it to the
-pure-numpy renderer, and assigns the PNG inside ``hold_sync()`` so the picture and its caption
-reach the browser together.
+pure-numpy renderer, and shows the PNG and its caption with one ``Picture.show`` call (two
+widgets, so two messages, sent back to back).
 """
 
 from __future__ import annotations
 
 import html
+import warnings
 from typing import Any
 
 import ipywidgets as widgets
@@ -17,11 +18,14 @@ import numpy as np
 import traitlets
 
 from .. import render
-from ..cache import ActivationCache, shared_cache
-from ..engine.adapter import Preprocess, adapter_for
+from ..cache import ActivationCache
+from ..engine.adapter import Preprocess
 from ..errors import CnnVizError, ImageConversionWarning, LayerError
 from ..export import Section
-from .base import ExplorerBase
+from .base import ExplorerBase, click_pixel
+from .detail import DetailFigure
+from .picture import Picture
+from .state import ColormapState, PagedChannelState
 from .summary import LayerSummary
 
 #: The colormaps offered in the picker; any other matplotlib name can still be set from Python.
@@ -42,11 +46,8 @@ GRID_TILE_MAX_SIDE = 112
 GRID_COLUMNS = 8
 GRID_PAGE_SIZE = 64
 
-def _css(*names: str) -> list[str]:
-    return [f"cnnviz-{name}" for name in names]
 
-
-class ActivationExplorer(ExplorerBase):
+class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
     """Browse the feature maps of ``model`` for ``image``: one channel, a grid, or their sum.
 
     Parameters
@@ -83,12 +84,10 @@ class ActivationExplorer(ExplorerBase):
     >>> ex  # doctest: +SKIP
     """
 
-    layer = traitlets.Unicode(help="Path of the layer shown.")
-    channel = traitlets.Int(0, help="Channel shown in 'channel' mode.")
-    cmap = traitlets.Unicode("viridis", help="Matplotlib colormap name.")
     mode = traitlets.Enum(MODES, default_value="channel", help="'channel', 'grid' or 'sum'.")
-    page = traitlets.Int(0, help="Grid page (64 channels a page).")
     _page_size = GRID_PAGE_SIZE
+    _css_root = "cnnviz-activation-explorer"
+    _css_prefix = "cnnviz"
 
     def __init__(
         self,
@@ -102,16 +101,13 @@ class ActivationExplorer(ExplorerBase):
         cache: ActivationCache | None = None,
         preprocess: Preprocess | None = None,
     ) -> None:
-        self._adapter = adapter_for(model, preprocess=preprocess)
-        self._cache = cache if cache is not None else shared_cache()
+        self._adopt(model, preprocess=preprocess, cache=cache)
         self._notes: list[str] = []
         self._image = self._prepare(image)
         self._grid_layout: render.GridLayout | None = None
-        self._suspended = True
-        self._detail: _DetailFigure | None = None
+        self._detail: DetailFigure | None = None
         self._build_controls()
-        super().__init__(children=self._layout_children())
-        self.add_class("cnnviz-activation-explorer")
+        super().__init__(self._layout_children())
 
         paths = self._adapter.layer_paths
         self.layer = layer if layer is not None else paths[len(paths) // 2]
@@ -125,9 +121,7 @@ class ActivationExplorer(ExplorerBase):
         self._refresh()
 
     # ------------------------------------------------------------------ set-up
-    def _prepare(self, image: Any) -> np.ndarray:
-        import warnings
-
+    def _prepare(self, image: Any) -> Any:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ImageConversionWarning)
             prepared = self._adapter.prepare(image)
@@ -139,9 +133,9 @@ class ActivationExplorer(ExplorerBase):
         return prepared
 
     def _build_controls(self) -> None:
-        paths = self._adapter.layer_paths
+        wide = widgets.Layout(width="360px")
         self.layer_dropdown = widgets.Dropdown(
-            options=paths, description="Layer", layout=widgets.Layout(width="360px")
+            options=self._adapter.layer_paths, description="Layer", layout=wide
         )
         self.channel_slider = widgets.IntSlider(
             min=0, max=0, description="Channel", continuous_update=True,
@@ -155,13 +149,10 @@ class ActivationExplorer(ExplorerBase):
             options=[("Channel", "channel"), ("Grid", "grid"), ("Sum", "sum")],
             style={"button_width": "84px"},
         )
+        # Pages are numbered from 1 for people (the caption says "page 1 of 8"); the ``page``
+        # trait counts from 0 like every Python index.
         self.page_slider = widgets.IntSlider(
-            # Pages are numbered from 1 for people (the caption says "page 1 of 8"); the
-            # ``page`` trait counts from 0 like every Python index.
-            min=1,
-            max=1,
-            description="Page",
-            layout=widgets.Layout(width="260px", display="none"),
+            min=1, max=1, description="Page", layout=widgets.Layout(width="260px", display="none")
         )
         self.input_view = widgets.Image(format="png", layout=widgets.Layout(max_width="320px"))
         # The view may shrink to the room left beside the photo (a wide grid would otherwise
@@ -171,38 +162,27 @@ class ActivationExplorer(ExplorerBase):
             layout=widgets.Layout(min_width="0", flex="0 1 auto", object_fit="contain"),
         )
         self.caption = widgets.HTML()
+        self.picture = Picture(self.view, self.caption)
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.summary = LayerSummary(self._adapter, self._on_summary_pick)
-
         for control, name in [
             (self.layer_dropdown, "layer"), (self.channel_slider, "channel"),
             (self.cmap_dropdown, "cmap"), (self.mode_buttons, "mode"), (self.page_slider, "page"),
             (self.input_view, "input"), (self.view, "view"), (self.caption, "caption"),
             (self.message, "message"),
         ]:  # fmt: skip
-            for css_class in _css(name):
-                control.add_class(css_class)
-
+            self._css(control, name)
         self.input_view.value = render.encode_png(render.as_rgb_uint8(self._image.pixels))
 
     def _link_controls(self) -> None:
         for name, control in [
-            ("layer", self.layer_dropdown), ("channel", self.channel_slider),
-            ("cmap", self.cmap_dropdown), ("mode", self.mode_buttons),
+            ("layer", self.layer_dropdown), ("cmap", self.cmap_dropdown),
+            ("mode", self.mode_buttons),
         ]:  # fmt: skip
-            widgets.link((self, name), (control, "value"))
-        self._link_page_slider(self.page_slider)
-        self._watch_clicks()
-
-    def _watch_clicks(self) -> None:
-        """Clicking a grid tile selects its channel (needs the ipyevents front-end extension)."""
-        try:
-            from ipyevents import Event
-        except ImportError:  # the view still works; only tile clicks are lost
-            self._click_events = None
-            return
-        self._click_events = Event(source=self.view, watched_events=["click"])
-        self._click_events.on_dom_event(self.handle_view_click)
+            traitlets.link((self, name), (control, "value"))
+        self._link_range(self.channel_slider, self.page_slider)
+        # Clicking a grid tile selects its channel.
+        self._on_click(self.view, self._open_tile)
 
     def _layout_children(self) -> list[widgets.Widget]:
         self.detail_box = widgets.VBox()
@@ -229,32 +209,13 @@ class ActivationExplorer(ExplorerBase):
         style = widgets.HTML("<style>.cnnviz-view { image-rendering: pixelated; }</style>")
         return [style, controls, self.message, self.tabs, self.caption]
 
-    # ------------------------------------------------------------------ trait rules
-    @traitlets.validate("cmap")
-    def _valid_cmap(self, proposal: dict) -> str:
-        return self._checked_colormap(proposal["value"], self.cmap_dropdown)
-
-    @traitlets.observe("layer")
-    def _on_layer(self, change: dict) -> None:
-        count = self._channel_count()
-        pages = render.page_count(count, GRID_PAGE_SIZE)
-        # Keep channel and page inside the new layer's range before anything is drawn.
-        with self._held():
-            with self.channel_slider.hold_sync():
-                if self.channel >= count:
-                    self.channel = count - 1
-                self.channel_slider.max = count - 1
-            self.page_slider.max = pages
-            if self.page >= pages:
-                self.page = pages - 1
+    # ------------------------------------------------------------------ state
+    @traitlets.observe("cmap", "mode")
+    def _on_look_change(self, change: dict) -> None:
         self._refresh()
 
-    @traitlets.observe("channel", "cmap", "mode", "page")
-    def _on_view_change(self, change: dict) -> None:
-        self._refresh()
-
-    def _channel_count(self) -> int:
-        return int(self._activations().shape[-1])
+    def _count_channels(self, layer: str) -> int:
+        return int(self._cache.activations(self._adapter, self._image, layer).shape[-1])
 
     # ------------------------------------------------------------------ drawing
     def _activations(self) -> np.ndarray:
@@ -268,15 +229,12 @@ class ActivationExplorer(ExplorerBase):
         except CnnVizError as exc:
             self._show_error(exc)
             return
-        self._show_picture(rgb, render.encode_png(rgb))
-        with self.hold_sync(), self.view.hold_sync():
-            self.view.value = self._png
-            self.caption.value = caption
-            self._clear_error(self._notes)
-            self.channel_slider.disabled = self.mode != "channel"
-            self.page_slider.layout.display = (
-                "" if self.mode == "grid" and self.page_slider.max > 1 else "none"
-            )
+        self.picture.show(rgb, caption)
+        self._clear_error(self._notes)
+        self.channel_slider.disabled = self.mode != "channel"
+        self.page_slider.layout.display = (
+            "" if self.mode == "grid" and self.page_slider.max > 1 else "none"
+        )
         if self._detail is not None and self.tabs.selected_index == 1:
             self._show_detail()
 
@@ -297,7 +255,7 @@ class ActivationExplorer(ExplorerBase):
             self._grid_layout = None
             caption = f"{where} · sum of all {count} channels"
             return render.upscale_nearest(rgb, VIEW_MIN_SIDE), caption
-        channels = render.page_channels(count, self.page, GRID_PAGE_SIZE)
+        channels = self._page_range()
         rgb, layout = render.channel_grid(
             maps, channels, columns=min(GRID_COLUMNS, len(channels)), cmap=self.cmap,
             tile_min_side=GRID_TILE_MIN_SIDE, tile_max_side=GRID_TILE_MAX_SIDE,
@@ -318,7 +276,7 @@ class ActivationExplorer(ExplorerBase):
     def _on_tab(self, change: dict) -> None:
         if change["new"] == 1:
             if self._detail is None:
-                self._detail = _DetailFigure()
+                self._detail = DetailFigure()
                 self.detail_box.children = [self._detail.canvas]
             self._show_detail()
 
@@ -329,12 +287,14 @@ class ActivationExplorer(ExplorerBase):
         ``dataX``/``dataY`` are pixel coordinates in the picture; a click on padding, or outside
         grid mode, does nothing.
         """
+        pixel = click_pixel(event)
+        if pixel is not None:
+            self._open_tile(*pixel)
+
+    def _open_tile(self, x: float, y: float) -> None:
         if self.mode != "grid" or self._grid_layout is None:
             return
-        x, y = event.get("dataX"), event.get("dataY")
-        if x is None or y is None:
-            return
-        channel = self._grid_layout.tile_at(float(x), float(y))
+        channel = self._grid_layout.tile_at(x, y)
         if channel is not None:
             with self._held():
                 self.channel = channel
@@ -358,33 +318,3 @@ class ActivationExplorer(ExplorerBase):
     def grid_layout(self) -> render.GridLayout | None:
         """Where each channel sits in the grid picture (None outside grid mode)."""
         return self._grid_layout
-
-
-class _DetailFigure:
-    """An interactive matplotlib figure (ipympl) of one channel with a colorbar.
-
-    The ipympl toolbar shows the value under the cursor; zoom and pan work as in any figure.
-    Made on first use only: it costs half a second and the quick views do not need it.
-    """
-
-    def __init__(self) -> None:
-        from ipympl.backend_nbagg import Canvas, FigureManager
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(5, 4), layout="constrained")
-        self.canvas = Canvas(self.figure)
-        self.manager = FigureManager(self.canvas, 0)
-        self.canvas.header_visible = False
-        self.canvas.add_class("cnnviz-detail")
-        self.axes = self.figure.add_subplot()
-        self.image = self.axes.imshow(np.zeros((2, 2), np.float32), cmap="viridis")
-        self.colorbar = self.figure.colorbar(self.image, ax=self.axes)
-
-    def show(self, channel_map: np.ndarray, title: str, cmap: str) -> None:
-        lo, hi = float(np.nanmin(channel_map)), float(np.nanmax(channel_map))
-        self.image.set_data(channel_map)
-        self.image.set_extent((-0.5, channel_map.shape[1] - 0.5, channel_map.shape[0] - 0.5, -0.5))
-        self.image.set_clim(lo, hi if hi > lo else lo + 1e-6)
-        self.image.set_cmap(cmap)
-        self.axes.set_title(title, fontsize=9)
-        self.canvas.draw_idle()

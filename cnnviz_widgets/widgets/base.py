@@ -1,4 +1,18 @@
-"""What every explorer widget shares: its picture, its message line, a PNG for saved notebooks."""
+"""The one scaffold every explorer stands on; each explorer then states only what differs.
+
+:class:`ExplorerBase` owns what the explorers share:
+
+- the model adapter and the array cache they read (:meth:`~ExplorerBase._adopt`, and the public
+  :attr:`~ExplorerBase.adapter` and :attr:`~ExplorerBase.cache`);
+- the :class:`~cnnviz_widgets.widgets.picture.Picture` (image + caption) behind ``rgb``/``png``;
+- "newest request wins" background work (:meth:`~ExplorerBase._submit`, ``wait``, ``close``);
+- clicks on a picture, in image pixels (:meth:`~ExplorerBase._on_click`);
+- errors and notes shown in the widget, CSS classes, PNG/HTML export, a static PNG for saved
+  notebooks.
+
+An explorer says what it shows (its controls and layout), how it computes (``_refresh``), and
+what a picture's caption says. Its state rules (layer ↔ channel ↔ page) live in :mod:`.state`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +21,8 @@ import contextlib
 import html
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -15,26 +30,90 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from .. import render
+from ..cache import ActivationCache, shared_cache
+from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import CnnVizError
 from ..export import Section, html_page, write_file
+from .background import Job, LatestWinsRunner
+from .picture import Picture
 
 T = TypeVar("T")
 
 
-class ExplorerBase(widgets.VBox):
-    """A VBox that shows one picture (``rgb``/``png``) and a message line for errors and notes.
+def click_pixel(event: dict) -> tuple[float, float] | None:
+    """Where an ipyevents ``click`` on an ``Image`` landed, in the picture's own pixels.
 
-    Subclasses assign ``self.message`` (an ``HTML`` widget) and call :meth:`_show_picture`.
+    ipyevents reports ``dataX``/``dataY`` in image pixels whatever size the browser draws the
+    image at; None when the event carries no position.
+    """
+    x, y = event.get("dataX"), event.get("dataY")
+    if x is None or y is None:
+        return None
+    return float(x), float(y)
+
+
+class ExplorerBase(widgets.VBox):
+    """A VBox that shows one :class:`Picture`, a message line, and runs slow work in the background.
+
+    Subclasses call :meth:`_adopt` first in ``__init__``, build their controls (``self.message``
+    an ``HTML`` widget, ``self.picture`` a :class:`Picture`), pass their children to
+    ``super().__init__`` and implement ``_refresh()`` (redraw for the current traits). Explorers
+    with background work also implement ``_request()``.
     """
 
     error = traitlets.Unicode("", help="The message shown when the last request failed.")
 
-    _rgb: np.ndarray = np.zeros((1, 1, 3), np.uint8)
-    _png: bytes = b""
+    #: CSS class of the whole explorer, and the prefix of its controls' classes.
+    _css_root: str = "cnnviz-explorer"
+    _css_prefix: str = "cnnviz"
+    #: Whether this explorer keeps arrays in an ActivationCache (the filter explorer's images
+    #: have their own memory and disk tiers).
+    _uses_cache: bool = True
+    #: Name of the background worker's thread.
+    _worker_name: str = "cnnviz-worker"
+
+    picture: Picture | None = None
+    _adapter: Any = None
+    _cache: ActivationCache | None = None
+    _runner: LatestWinsRunner | None = None
     # True while the explorer is being set up or several traits change together: observers
     # then skip their redraw, and one redraw follows at the end.
     _suspended: bool = True
+
+    def __init__(self, children: Sequence[widgets.Widget] = (), **kwargs: Any) -> None:
+        super().__init__(children=list(children), **kwargs)
+        self.add_class(self._css_root)
+
+    # ------------------------------------------------------------------ adapter and cache
+    def _adopt(
+        self, model: Any, *, preprocess: Preprocess | None = None, cache: Any = None
+    ) -> ModelAdapter:
+        """Take the shared adapter of ``model`` (or ``model`` itself, an adapter) and a cache.
+
+        Call first in ``__init__``: controls are built from the adapter. ``cache`` defaults to
+        the cache shared by every explorer in the kernel.
+        """
+        self._adapter = adapter_for(model, preprocess=preprocess)
+        if self._uses_cache:
+            self._cache = cache if cache is not None else shared_cache()
+        # Background results and synchronous redraws take turns: a finished job may draw only
+        # while its request is still the current one (a cache hit may have drawn a newer one).
+        self._draw_lock = threading.RLock()
+        return self._adapter
+
+    @property
+    def adapter(self) -> Any:
+        """The :class:`~cnnviz_widgets.engine.adapter.ModelAdapter` this explorer reads."""
+        return self._adapter
+
+    @property
+    def cache(self) -> Any:
+        """The :class:`~cnnviz_widgets.cache.ActivationCache` this explorer's arrays live in."""
+        return self._cache
+
+    # ------------------------------------------------------------------ drawing
+    def _refresh(self) -> None:
+        """Redraw (or start computing) the view for the current traits."""
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
@@ -45,10 +124,96 @@ class ExplorerBase(widgets.VBox):
         finally:
             self._suspended = previous
 
-    def _show_picture(self, rgb: np.ndarray, png: bytes) -> None:
-        self._rgb = rgb
-        self._png = png
+    @property
+    def rgb(self) -> np.ndarray:
+        """The current view as uint8 (H, W, 3) (a copy)."""
+        return self.picture.rgb
 
+    @property
+    def png(self) -> bytes:
+        """The current view as PNG bytes."""
+        return self.picture.png
+
+    def _css(self, control: widgets.Widget, name: str) -> Any:
+        """Give ``control`` the class ``<prefix>-<name>`` (browser tests and styles find it)."""
+        control.add_class(f"{self._css_prefix}-{name}")
+        return control
+
+    # ------------------------------------------------------------------ clicks
+    def _on_click(self, image: widgets.Image, callback: Callable[[float, float], Any]) -> None:
+        """Call ``callback(x, y)`` with image-pixel coordinates when ``image`` is clicked.
+
+        Needs ipyevents (and its front-end extension); without it the picture still works and
+        only clicks are lost.
+        """
+        try:
+            from ipyevents import Event
+        except ImportError:
+            self._click_events = None
+            return
+
+        def clicked(event: dict) -> None:
+            pixel = click_pixel(event)
+            if pixel is not None:
+                callback(*pixel)
+
+        self._click_events = Event(source=image, watched_events=["click"])
+        self._click_events.on_dom_event(clicked)
+
+    # ------------------------------------------------------------------ background work
+    def _request(self) -> Hashable:
+        """Everything that decides what a background job computes (compared for currency)."""
+        raise NotImplementedError
+
+    def _submit(
+        self,
+        work: Callable[[Job], Any],
+        on_done: Callable[[Any], None],
+        on_progress: Callable[[Job, Any], None] | None = None,
+        *,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Job:
+        """Run ``work(job)`` in the background; the newest request wins.
+
+        The job cancels whatever ran before. Its callbacks (``on_error`` defaults to showing
+        the error in the widget) run under the draw lock and only while ``_request()`` still
+        equals what it was at submission: a result the controls have moved on from is dropped.
+        """
+        request = self._request()
+
+        def current(callback: Callable[..., None]) -> Callable[..., None]:
+            def guarded(*args: Any) -> None:
+                with self._draw_lock:
+                    if request == self._request():
+                        callback(*args)
+
+            return guarded
+
+        if self._runner is None:
+            self._runner = LatestWinsRunner(name=self._worker_name)
+        return self._runner.submit(
+            work,
+            on_done=current(on_done),
+            on_error=current(on_error or self._show_error),
+            on_progress=current(on_progress) if on_progress is not None else None,
+        )
+
+    def _cancel_work(self) -> None:
+        """Cancel the background job, if any (the view is being drawn another way)."""
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def wait(self, timeout: float | None = 120) -> bool:
+        """Block until the view being computed is shown (for scripts and tests)."""
+        return self._runner.wait(timeout) if self._runner is not None else True
+
+    def close(self) -> None:
+        """Stop background work and close the widget."""
+        if self._runner is not None:
+            self._runner.close()
+        super().close()
+
+    # ------------------------------------------------------------------ errors and notes
     def _show_error(self, exc: BaseException) -> None:
         """Show ``exc`` in the widget (the kernel keeps working; the last picture stays)."""
         self.error = str(exc)
@@ -71,52 +236,6 @@ class ExplorerBase(widgets.VBox):
         self._show_error(exc)
         raise exc
 
-    # Explorers with a ``layer`` (and a ``channel``) trait share these rules; traitlets applies
-    # a base class's validators to the traits its subclasses declare.
-    @traitlets.validate("layer")
-    def _valid_layer(self, proposal: dict) -> str:
-        return self._checked_layer(proposal["value"])
-
-    @traitlets.validate("channel")
-    def _valid_channel(self, proposal: dict) -> int:
-        return self._checked_channel(proposal["value"])
-
-    @traitlets.validate("page")
-    def _valid_page(self, proposal: dict) -> int:
-        page = int(proposal["value"])
-        self._checked(lambda: render.page_channels(self._channel_count(), page, self._page_size))
-        return page
-
-    def _link_page_slider(self, slider: widgets.IntSlider) -> None:
-        """Link ``page`` to a slider that counts from 1, as people do ("page 1 of 8")."""
-        traitlets.link(
-            (self, "page"), (slider, "value"), transform=(lambda p: p + 1, lambda v: v - 1)
-        )
-
-    #: Channels a page shows, for explorers with a ``page`` trait.
-    _page_size: int = 64
-
-    def _checked_layer(self, name: str) -> str:
-        """A layer name resolved to its path by the explorer's adapter, or the error shown."""
-        return self._checked(lambda: self._adapter.resolve_layer(name))
-
-    def _checked_channel(self, value: int) -> int:
-        """``value`` if the current layer has that channel, else the range is shown and raised."""
-        value, count = int(value), self._channel_count()
-        if not 0 <= value < count:
-            self._refuse(
-                f"Channel {value} is out of range: layer {self.layer!r} has {count} channels "
-                f"(0–{count - 1})."
-            )
-        return value
-
-    def _checked_colormap(self, name: str, picker: widgets.Dropdown) -> str:
-        """Validate a colormap name; a valid one missing from ``picker`` joins its options."""
-        self._checked(lambda: render.colormap_lut(name))
-        if name not in picker.options:
-            picker.options = [*picker.options, name]
-        return name
-
     def _clear_error(self, notes: Sequence[str] = ()) -> None:
         """Hide the error; keep showing ``notes`` (e.g. how the image was converted)."""
         shown = "".join(
@@ -127,37 +246,17 @@ class ExplorerBase(widgets.VBox):
         self.message.value = shown
         self.message.layout.display = "" if shown else "none"
 
-    @property
-    def adapter(self) -> Any:
-        """The :class:`~cnnviz_widgets.engine.adapter.ModelAdapter` this explorer reads."""
-        return self._adapter
-
-    @property
-    def cache(self) -> Any:
-        """The :class:`~cnnviz_widgets.cache.ActivationCache` this explorer's arrays live in."""
-        return getattr(self, "_cache", None)
-
-    @property
-    def rgb(self) -> np.ndarray:
-        """The current view as uint8 (H, W, 3) (a copy)."""
-        return self._rgb.copy()
-
-    @property
-    def png(self) -> bytes:
-        """The current view as PNG bytes."""
-        return self._png
-
     # ------------------------------------------------------------------ export
     #: Traits whose values an HTML export lists (each explorer names its own).
     _exported_traits: tuple[str, ...] = ()
 
     def _export_sections(self) -> list[Section]:
         """What an HTML export shows; by default the current picture and its caption."""
-        caption = getattr(self, "caption", None)
-        return [Section("View", self.png, _plain_text(caption.value) if caption else "")]
+        caption = self.picture.caption.value if self.picture is not None else ""
+        return [Section("View", self.png, _plain_text(caption))]
 
     def _export_title(self) -> str:
-        model = getattr(getattr(self, "_adapter", None), "model", None)
+        model = getattr(self._adapter, "model", None)
         return f"{type(self).__name__} · {model.name}" if model is not None else type(self).__name__
 
     def export_png(self, path: str | os.PathLike[str]) -> Path:

@@ -9,7 +9,6 @@ and SmoothGrad take a second or more; the newest request wins) and kept in the s
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -17,13 +16,16 @@ import numpy as np
 import traitlets
 
 from .. import render
-from ..cache import ActivationCache, shared_cache
-from ..engine.adapter import Preprocess, adapter_for
-from ..explain.cam import CAM_METHODS, grad_cam, predict_top, saliency
+from ..cache import ActivationCache
+from ..engine.adapter import Preprocess
+from ..errors import check_index
+from ..explain import CAM_METHODS, default_cam_layer, grad_cam, predict_top, saliency
 from ..export import Section
-from ..images import load_image
-from .background import Job, LatestWinsRunner
+from ..images import load_image, resize_image
+from .background import Job
 from .base import ExplorerBase
+from .picture import Picture
+from .state import ColormapState, LayerState
 
 #: Every map the explorer can show: (label in the picker, value of the ``method`` trait).
 METHOD_CHOICES = (
@@ -52,11 +54,7 @@ def _selection(selected: Any) -> list[int]:
     return [] if selected is None else [int(i) for i in np.asarray(selected).ravel()]
 
 
-def _css(control: widgets.Widget, name: str) -> None:
-    control.add_class(f"cnnviz-cam-{name}")
-
-
-class CamExplorer(ExplorerBase):
+class CamExplorer(LayerState, ColormapState, ExplorerBase):
     """Class activation maps over the photo, with the top predictions as a clickable bar chart.
 
     Parameters
@@ -98,10 +96,13 @@ class CamExplorer(ExplorerBase):
 
     class_index = traitlets.Int(help="The class explained.")
     method = traitlets.Enum(METHODS, default_value="gradcam", help="Which map.")
-    layer = traitlets.Unicode(help="Layer of the CAM methods.")
     cmap = traitlets.Unicode("jet", help="Colormap of the heat map.")
     alpha = traitlets.Float(0.5, help="Opacity of the heat map over the photo (0–1).")
     busy = traitlets.Bool(False, help="True while a map is being computed.")
+
+    _css_root = "cnnviz-cam-explorer"
+    _css_prefix = "cnnviz-cam"
+    _worker_name = "cnnviz-cam"
 
     def __init__(
         self,
@@ -118,29 +119,21 @@ class CamExplorer(ExplorerBase):
         cache: ActivationCache | None = None,
         preprocess: Preprocess | None = None,
     ) -> None:
-        self._adapter = adapter_for(model, preprocess=preprocess)
-        self._cache = cache if cache is not None else shared_cache()
+        self._adopt(model, preprocess=preprocess, cache=cache)
         self._output = output
         photo = load_image(image)  # decoded once: the photo shown and the image prepared
         self._image = self._adapter.prepare(photo)
-        self._runner = LatestWinsRunner(name="cnnviz-cam")
         self._photo = render.as_rgb_uint8(self._shown_photo(photo))
         self.top = predict_top(self._adapter, self._image, k=k, labels=labels, output=output)
         self._labels = labels
         self._n_classes = self._adapter.class_count(output)
         self._heat: np.ndarray | None = None
-        # Background results and synchronous redraws take turns: a finished job may draw only
-        # if its state is still the one asked for (a cache hit may have drawn a newer one).
-        self._draw_lock = threading.RLock()
-        self._show_picture(self._photo, b"")
-        self._suspended = True
         self._build_controls()
-        super().__init__(children=self._layout_children())
-        self.add_class("cnnviz-cam-explorer")
+        super().__init__(self._layout_children())
 
         self.class_index = self.top[0][0]
         self.method = method
-        self.layer = layer if layer is not None else self._default_layer()
+        self.layer = layer if layer is not None else default_cam_layer(self._adapter)
         self.cmap = cmap
         self.alpha = alpha
         self._link_controls()
@@ -150,17 +143,10 @@ class CamExplorer(ExplorerBase):
 
     # ------------------------------------------------------------------ set-up
     def _shown_photo(self, image: np.ndarray) -> np.ndarray:
-        from ..images import resize_image
-
         h, w = image.shape[:2]
         scale = min(1.0, OVERLAY_MAX_SIDE / max(h, w))
         self._overlay_size = (max(1, round(h * scale)), max(1, round(w * scale)))
         return image if scale == 1.0 else resize_image(image, self._overlay_size)
-
-    def _default_layer(self) -> str:
-        from ..explain.cam import default_cam_layer
-
-        return default_cam_layer(self._adapter)
 
     def _build_controls(self) -> None:
         from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
@@ -206,6 +192,8 @@ class CamExplorer(ExplorerBase):
             layout=widgets.Layout(align_self="flex-start", max_width="100%", object_fit="contain"),
         )
         self.caption = widgets.HTML()
+        # Until the first map is ready, ``rgb`` is the photo and ``png`` is empty.
+        self.picture = Picture(self.view, self.caption, rgb=self._photo)
         self.progress = widgets.HTML()
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         for control, name in [
@@ -214,7 +202,7 @@ class CamExplorer(ExplorerBase):
             (self.alpha_slider, "alpha"), (self.view, "view"), (self.caption, "caption"),
             (self.message, "message"), (self.progress, "progress"),
         ]:  # fmt: skip
-            _css(control, name)
+            self._css(control, name)
 
     def _bar_names(self) -> list[str]:
         # bqplot needs distinct bar names; ImageNet has a few duplicate labels ("crane").
@@ -258,22 +246,15 @@ class CamExplorer(ExplorerBase):
             ("method", self.method_dropdown), ("layer", self.layer_dropdown),
             ("cmap", self.cmap_dropdown), ("alpha", self.alpha_slider),
         ]:  # fmt: skip
-            widgets.link((self, name), (control, "value"))
+            traitlets.link((self, name), (control, "value"))
 
     # ------------------------------------------------------------------ trait rules
     @traitlets.validate("class_index")
     def _valid_class(self, proposal: dict) -> int:
-        index, count = int(proposal["value"]), self._n_classes
-        if not 0 <= index < count:
-            self._refuse(
-                f"class_index {index} is out of range: the model has {count} classes "
-                f"(0–{count - 1})."
-            )
-        return index
-
-    @traitlets.validate("cmap")
-    def _valid_cmap(self, proposal: dict) -> str:
-        return self._checked_colormap(proposal["value"], self.cmap_dropdown)
+        value, count = proposal["value"], self._n_classes
+        return self._checked(
+            lambda: check_index(value, count, "class_index", "the model", things="classes")
+        )
 
     @traitlets.validate("alpha")
     def _valid_alpha(self, proposal: dict) -> float:
@@ -316,7 +297,8 @@ class CamExplorer(ExplorerBase):
             self.class_index = int(value.split(":", 1)[0])
 
     # ------------------------------------------------------------------ computing
-    def _key(self) -> tuple:
+    def _request(self) -> tuple:
+        """What the controls ask for: the cache key of the map to show."""
         layer = self.layer if self.method in _LAYER_METHODS else None
         return (self._adapter.identity, self._image.key, "cam", self.method, layer,
                 self.class_index, self._output)  # fmt: skip
@@ -335,10 +317,10 @@ class CamExplorer(ExplorerBase):
     def _refresh(self) -> None:
         if self._suspended:
             return
-        key = self._key()
+        key = self._request()
         cached = self._cache.get(key)
         if cached is not None:
-            self._runner.cancel()
+            self._cancel_work()
             with self._draw_lock:
                 self.busy = False
                 self._draw(cached)
@@ -353,44 +335,34 @@ class CamExplorer(ExplorerBase):
             job.check()
             return self._cache.put(key, heat)
 
-        def done(heat: np.ndarray) -> None:
-            with self._draw_lock:
-                if key != self._key():
-                    return  # a newer request is being (or was) drawn
-                self.busy = False
-                self.progress.value = ""
-                self._draw(heat)
+        self._submit(work, self._computed, on_error=self._failed)
 
-        def failed(exc: BaseException) -> None:
-            with self._draw_lock:
-                if key != self._key():
-                    return
-                self.busy = False
-                self.progress.value = ""
-                self._show_error(exc)
+    def _computed(self, heat: np.ndarray) -> None:
+        self.busy = False
+        self.progress.value = ""
+        self._draw(heat)
 
-        self._runner.submit(work, on_done=done, on_error=failed)
+    def _failed(self, exc: BaseException) -> None:
+        self.busy = False
+        self.progress.value = ""
+        self._show_error(exc)
 
     def wait(self, timeout: float | None = 60) -> bool:
         """Block until the map being computed is shown (for scripts and tests)."""
-        return self._runner.wait(timeout)
+        return super().wait(timeout)
 
     def _draw(self, heat: np.ndarray) -> None:
-        from ..images import resize_image
-
         self._heat = heat
         shown = heat if heat.shape == self._overlay_size else resize_image(heat, self._overlay_size)
         rgb = render.overlay(self._photo, np.clip(shown, 0, 1), cmap=self.cmap, alpha=self.alpha)
-        self._show_picture(rgb, render.encode_png(rgb))
         label = html.escape(self._label_of(self.class_index))
         where = f" · layer {html.escape(self.layer)}" if self.method in _LAYER_METHODS else ""
-        with self.hold_sync(), self.view.hold_sync():
-            self.view.value = self._png
-            self.caption.value = (
-                f"<b>{label}</b> (class {self.class_index}) · "
-                f"{html.escape(_METHOD_LABELS[self.method])}{where}"
-            )
-            self._clear_error()
+        self.picture.show(
+            rgb,
+            f"<b>{label}</b> (class {self.class_index}) · "
+            f"{html.escape(_METHOD_LABELS[self.method])}{where}",
+        )
+        self._clear_error()
 
     _exported_traits = ("class_index", "method", "layer", "cmap", "alpha")
 
@@ -404,8 +376,3 @@ class CamExplorer(ExplorerBase):
     def heatmap(self) -> np.ndarray | None:
         """The current map, float32 (H, W) in [0, 1] at the photo's own resolution."""
         return self._heat
-
-    def close(self) -> None:
-        """Stop the background worker and close the widget."""
-        self._runner.close()
-        super().close()

@@ -6,8 +6,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..cache import ActivationCache, shared_cache
-from ..engine.adapter import Preprocess, adapter_for
+from ..cache import ActivationCache
+from ..engine.adapter import Preprocess
 from ..export import Section
 from .activations import ActivationExplorer
 from .base import ExplorerBase
@@ -48,6 +48,8 @@ class Explorer(ExplorerBase):
     >>> cv.Explorer(cv.load_default_model(), cv.sample_image("chelsea"))  # doctest: +SKIP
     """
 
+    _css_root = "cnnviz-explorer"
+
     def __init__(
         self,
         model: Any,
@@ -57,8 +59,7 @@ class Explorer(ExplorerBase):
         preprocess: Preprocess | None = None,
         cache: ActivationCache | None = None,
     ) -> None:
-        self._adapter = adapter_for(model, preprocess=preprocess)
-        self._cache = cache if cache is not None else shared_cache()
+        self._adopt(model, preprocess=preprocess, cache=cache)
         self._image = image
         self._labels = labels
         self.activations = ActivationExplorer(self._adapter, image, cache=self._cache)
@@ -75,7 +76,6 @@ class Explorer(ExplorerBase):
         self.tabs.add_class("cnnviz-explorer-tabs")
         self.tabs.observe(self._on_tab, names="selected_index")
         super().__init__([self.tabs])
-        self.add_class("cnnviz-explorer")
 
     def _on_tab(self, change: dict) -> None:
         tab = change["new"]

@@ -10,7 +10,6 @@ in memory and on disk, so a page seen once comes back instantly, even in a later
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -18,11 +17,13 @@ import numpy as np
 import traitlets
 
 from .. import render
-from ..ascent.optimize import DEFAULT_STEPS, default_steps, filter_ascent
-from ..engine.adapter import Preprocess, adapter_for
+from ..ascent import DEFAULT_STEPS, default_steps, filter_ascent
+from ..engine.adapter import Preprocess
 from ..errors import CnnVizError
-from .background import Job, LatestWinsRunner
-from .base import ExplorerBase
+from .background import Job
+from .base import ExplorerBase, click_pixel
+from .picture import Picture
+from .state import PagedChannelState
 
 #: Channels optimised together and shown on one page.
 PAGE_SIZE = 16
@@ -33,7 +34,7 @@ FRAME_EVERY = 8
 ENLARGED_SIDE = 256
 
 
-class FilterExplorer(ExplorerBase):
+class FilterExplorer(PagedChannelState, ExplorerBase):
     """Images that maximise each channel of a layer, computed in the background and streamed.
 
     Parameters
@@ -68,10 +69,6 @@ class FilterExplorer(ExplorerBase):
     >>> fx.page = 2          # channels 32–47; the run for page 0 is cancelled  # doctest: +SKIP
     """
 
-    layer = traitlets.Unicode(help="Path of the layer.")
-    page = traitlets.Int(0, help=f"Page of {PAGE_SIZE} channels, from 0.")
-    _page_size = PAGE_SIZE
-    channel = traitlets.Int(0, help="Channel shown enlarged.")
     size = traitlets.Int(128, help="Side of the images in pixels.")
     steps = traitlets.Int(DEFAULT_STEPS, help="Optimisation steps.")
     tv = traitlets.Float(1.0, help="Total-variation penalty (smoothness).")
@@ -81,6 +78,13 @@ class FilterExplorer(ExplorerBase):
         help="'ascent': images that excite each channel; 'kernels': the layer's conv weights.",
     )  # fmt: skip
     busy = traitlets.Bool(False, help="True while images are being optimised.")
+
+    _page_size = PAGE_SIZE
+    _page_follows_channel = True
+    _css_root = "cnnviz-filter-explorer"
+    _css_prefix = "cnnviz-filters"
+    _uses_cache = False  # the images have their own memory and disk cache (ascent.results)
+    _worker_name = "cnnviz-filters"
 
     def __init__(
         self,
@@ -95,20 +99,14 @@ class FilterExplorer(ExplorerBase):
         seed: int = 0,
         preprocess: Preprocess | None = None,
     ) -> None:
-        self._adapter = adapter_for(model, preprocess=preprocess)
+        self._adopt(model, preprocess=preprocess)
         self._adapter.build_for((size, size, 3))
         self._seed = seed
-        self._runner = LatestWinsRunner(name="cnnviz-filters")
         self._images: np.ndarray | None = None
         self._shown_channels: tuple[int, ...] = ()
         self._grid_layout: render.GridLayout | None = None
-        # Results of a run are drawn only while its request is still the current one; the lock
-        # makes that check and the drawing one step against newer requests.
-        self._draw_lock = threading.RLock()
-        self._suspended = True
         self._build_controls()
-        super().__init__(children=self._layout_children())
-        self.add_class("cnnviz-filter-explorer")
+        super().__init__(self._layout_children())
 
         paths = self._adapter.layer_paths
         self.layer = layer if layer is not None else paths[(2 * len(paths)) // 3]
@@ -117,18 +115,14 @@ class FilterExplorer(ExplorerBase):
         self.steps = steps if steps is not None else default_steps()
         self.tv = tv
         self.param = param
-        self.channel = channel
-        self.page = channel // PAGE_SIZE
+        self.channel = channel  # its page follows
         self._link_controls()
         self._suspended = False
-        self._start()
+        self._refresh()
 
     # ------------------------------------------------------------------ set-up
     def _build_controls(self) -> None:
-        def css(control: widgets.Widget, name: str) -> widgets.Widget:
-            control.add_class(f"cnnviz-filters-{name}")
-            return control
-
+        css = self._css
         self.layer_dropdown = css(
             widgets.Dropdown(
                 options=self._adapter.layer_paths, description="Layer",
@@ -161,23 +155,15 @@ class FilterExplorer(ExplorerBase):
         )
         self.progress_label = css(widgets.HTML(), "progress-label")
         self.view = css(
-            widgets.Image(
-                format="png", layout=widgets.Layout(min_width="0", flex="0 1 auto")
-            ),
+            widgets.Image(format="png", layout=widgets.Layout(min_width="0", flex="0 1 auto")),
             "view",
-        )  # fmt: skip
+        )
         self.enlarged = css(widgets.Image(format="png"), "enlarged")
         self.caption = css(widgets.HTML(), "caption")
+        self.picture = Picture(self.view, self.caption)
         self.message = css(widgets.HTML(layout=widgets.Layout(display="none")), "message")
-        self._watch_clicks()
-
-    def _watch_clicks(self) -> None:
-        try:
-            from ipyevents import Event
-        except ImportError:
-            return
-        self._click_events = Event(source=self.view, watched_events=["click"])
-        self._click_events.on_dom_event(self.handle_view_click)
+        # Clicking an image of the grid enlarges it.
+        self._on_click(self.view, self._open_tile)
 
     def _layout_children(self) -> list[widgets.Widget]:
         controls = widgets.VBox(
@@ -195,16 +181,16 @@ class FilterExplorer(ExplorerBase):
 
     def _link_controls(self) -> None:
         for name, control in [
-            ("layer", self.layer_dropdown), ("channel", self.channel_slider),
-            ("steps", self.steps_slider), ("size", self.size_dropdown), ("tv", self.tv_slider),
-            ("param", self.param_buttons), ("show", self.show_buttons),
+            ("layer", self.layer_dropdown), ("steps", self.steps_slider),
+            ("size", self.size_dropdown), ("tv", self.tv_slider), ("param", self.param_buttons),
+            ("show", self.show_buttons),
         ]:  # fmt: skip
-            widgets.link((self, name), (control, "value"))
-        self._link_page_slider(self.page_slider)
+            traitlets.link((self, name), (control, "value"))
+        self._link_range(self.channel_slider, self.page_slider)
 
-    # ------------------------------------------------------------------ trait rules
-    def _channel_count(self) -> int:
-        return int(self._adapter.layer_info(self.layer).channels or 0)
+    # ------------------------------------------------------------------ state
+    def _count_channels(self, layer: str) -> int:
+        return int(self._adapter.layer_info(layer).channels or 0)
 
     @traitlets.validate("steps")
     def _valid_steps(self, proposal: dict) -> int:
@@ -224,54 +210,30 @@ class FilterExplorer(ExplorerBase):
             self.size_dropdown.options = sorted({*self.size_dropdown.options, size})
         return size
 
-    @traitlets.observe("layer")
-    def _on_layer(self, change: dict) -> None:
-        count = self._channel_count()
-        with self._held():
-            self.channel_slider.max = max(count - 1, 0)
-            self.page_slider.max = render.page_count(count, PAGE_SIZE)
-            if self.channel >= count:  # like the ActivationExplorer: the last channel
-                self.channel = count - 1
-            self.page = self.channel // PAGE_SIZE
-        self._start()
-
-    @traitlets.observe("channel")
-    def _on_channel(self, change: dict) -> None:
-        page = self.channel // PAGE_SIZE
-        if page != self.page:
-            self.page = page  # starts the run for that page
-        else:
-            self._show_enlarged()
-
-    @traitlets.observe("show")
-    def _on_show(self, change: dict) -> None:
-        self._start()
-
-    @traitlets.observe("page", "size", "steps", "tv", "param")
+    @traitlets.observe("size", "steps", "tv", "param", "show")
     def _on_settings(self, change: dict) -> None:
-        if change["name"] == "page" and not self._suspended:
-            first = self.page * PAGE_SIZE
-            if not first <= self.channel < first + PAGE_SIZE:
-                with self._held():
-                    self.channel = first
-        self._start()
+        self._refresh()
+
+    def _after_channel(self) -> None:
+        self._show_enlarged()  # same page: the grid stays, the enlarged image changes
 
     # ------------------------------------------------------------------ running
-    def _page_channels(self) -> range:
-        return render.page_channels(self._channel_count(), self.page, PAGE_SIZE)
+    def _request(self) -> tuple:
+        """Everything that decides what a run computes."""
+        return (self.show, self.layer, tuple(self._page_range()), self.size, self.steps,
+                self.tv, self.param)  # fmt: skip
 
-    def _start(self) -> None:
+    def _refresh(self) -> None:
         """Cancel the run in flight and start one for the current layer, page and settings."""
         if self._suspended:
             return
         if self.show == "kernels":
-            self._runner.cancel()
+            self._cancel_work()
             with self._draw_lock:
                 self._show_kernels()
             return
-        channels = self._page_channels()
+        channels = self._page_range()
         layer, size, steps, tv, param = self.layer, self.size, self.steps, self.tv, self.param
-        request = self._request()
         self._images = None
         self._shown_channels = tuple(channels)
         self.busy = True
@@ -289,25 +251,7 @@ class FilterExplorer(ExplorerBase):
                 cancel=lambda: job.cancelled,
             )  # fmt: skip
 
-        def current(callback: Any) -> Any:
-            """``callback`` run only while ``request`` is still what the controls ask for."""
-
-            def guarded(*args: Any) -> None:
-                with self._draw_lock:
-                    if request == self._request():
-                        callback(*args)
-
-            return guarded
-
-        self._runner.submit(
-            work, on_done=current(self._finished), on_error=current(self._failed),
-            on_progress=current(self._progress),
-        )  # fmt: skip
-
-    def _request(self) -> tuple:
-        """Everything that decides what a run computes."""
-        return (self.show, self.layer, tuple(self._page_channels()), self.size, self.steps,
-                self.tv, self.param)  # fmt: skip
+        self._submit(work, self._finished, self._progress, on_error=self._failed)
 
     def _progress(self, job: Job, progress: tuple[int, int, np.ndarray | None]) -> None:
         done, total, frames = progress
@@ -335,15 +279,6 @@ class FilterExplorer(ExplorerBase):
         self.progress_label.value = "stopped"
         self._show_error(exc)
 
-    def wait(self, timeout: float | None = 120) -> bool:
-        """Block until the current run has finished (for scripts and tests)."""
-        return self._runner.wait(timeout)
-
-    def close(self) -> None:
-        """Cancel any run and close the widget."""
-        self._runner.close()
-        super().close()
-
     # ------------------------------------------------------------------ drawing
     def _draw(self, images: np.ndarray, *, final: bool) -> None:
         channels = self._shown_channels
@@ -351,23 +286,21 @@ class FilterExplorer(ExplorerBase):
             images, channels, columns=min(GRID_COLUMNS, len(channels)), tile_min_side=64
         )
         self._grid_layout = layout
-        self._show_picture(rgb, render.encode_png(rgb))
         state = "" if final else " · forming…"
-        pages = render.page_count(self._channel_count(), PAGE_SIZE)
-        with self.hold_sync(), self.view.hold_sync():
-            self.view.value = self._png
-            self.caption.value = (
-                f"<b>{html.escape(self.layer)}</b> · channels {channels[0]}–{channels[-1]} · "
-                f"page {self.page + 1} of {pages} · {self.size} px, {self.steps} steps{state}"
-                " · click an image to enlarge it"
-            )
-            if final:
-                self._clear_error()
+        self.picture.show(
+            rgb,
+            f"<b>{html.escape(self.layer)}</b> · channels {channels[0]}–{channels[-1]} · "
+            f"page {self.page + 1} of {self._pages} · {self.size} px, {self.steps} steps{state}"
+            " · click an image to enlarge it",
+        )
+        if final:
+            self._clear_error()
         self._show_enlarged(images)
 
     def _show_kernels(self) -> None:
         """Draw the current layer's convolution kernels (numbers on small ones)."""
-        from ..render.kernels import kernel_grid, kernel_weights
+        from ..engine.weights import kernel_weights
+        from ..render.kernels import kernel_grid
 
         try:
             weights = kernel_weights(self._adapter.model, self.layer)
@@ -376,17 +309,15 @@ class FilterExplorer(ExplorerBase):
             self._show_error(exc)
             return
         self._grid_layout = None
-        self._show_picture(rgb, render.encode_png(rgb))
         kh, kw, inputs, outputs = weights.shape
         self.busy = False
-        with self.hold_sync(), self.view.hold_sync():
-            self.view.value = self._png
-            self.enlarged.value = b""
-            self.caption.value = (
-                f"<b>{html.escape(self.layer)}</b> · {outputs} kernels of {kh}×{kw}×{inputs}"
-                " · red positive, blue negative"
-            )
-            self._clear_error()
+        self.enlarged.value = b""
+        self.picture.show(
+            rgb,
+            f"<b>{html.escape(self.layer)}</b> · {outputs} kernels of {kh}×{kw}×{inputs}"
+            " · red positive, blue negative",
+        )
+        self._clear_error()
 
     def _show_enlarged(self, images: np.ndarray | None = None) -> None:
         images = self._images if images is None else images
@@ -400,9 +331,14 @@ class FilterExplorer(ExplorerBase):
 
     def handle_view_click(self, event: dict) -> None:
         """Enlarge the image under a click on the grid (an ipyevents ``click`` event dict)."""
-        if self._grid_layout is None or event.get("dataX") is None:
+        pixel = click_pixel(event)
+        if pixel is not None:
+            self._open_tile(*pixel)
+
+    def _open_tile(self, x: float, y: float) -> None:
+        if self._grid_layout is None:
             return
-        channel = self._grid_layout.tile_at(float(event["dataX"]), float(event["dataY"]))
+        channel = self._grid_layout.tile_at(x, y)
         if channel is not None:
             self.channel = channel
 

@@ -1,0 +1,36 @@
+"""One channel as an interactive matplotlib figure (ipympl), for the explorer's Detail tab."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class DetailFigure:
+    """An interactive matplotlib figure (ipympl) of one channel with a colorbar.
+
+    The ipympl toolbar shows the value under the cursor; zoom and pan work as in any figure.
+    Made on first use only: it costs half a second and the quick views do not need it.
+    """
+
+    def __init__(self) -> None:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(5, 4), layout="constrained")
+        self.canvas = Canvas(self.figure)
+        self.manager = FigureManager(self.canvas, 0)
+        self.canvas.header_visible = False
+        self.canvas.add_class("cnnviz-detail")
+        self.axes = self.figure.add_subplot()
+        self.image = self.axes.imshow(np.zeros((2, 2), np.float32), cmap="viridis")
+        self.colorbar = self.figure.colorbar(self.image, ax=self.axes)
+
+    def show(self, channel_map: np.ndarray, title: str, cmap: str) -> None:
+        """Draw ``channel_map`` (H, W) with its own value range, titled ``title``."""
+        lo, hi = float(np.nanmin(channel_map)), float(np.nanmax(channel_map))
+        self.image.set_data(channel_map)
+        self.image.set_extent((-0.5, channel_map.shape[1] - 0.5, channel_map.shape[0] - 0.5, -0.5))
+        self.image.set_clim(lo, hi if hi > lo else lo + 1e-6)
+        self.image.set_cmap(cmap)
+        self.axes.set_title(title, fontsize=9)
+        self.canvas.draw_idle()
