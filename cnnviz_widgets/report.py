@@ -89,18 +89,19 @@ def write_report(
 
     report(1, stages, "predictions and Grad-CAM")
     try:
-        top = predict_top(adapter, pixels, k=5)
+        top = predict_top(adapter, pixels)  # five classes, or all of fewer
     except ModelError as exc:  # not a classifier: the other views still make sense
         sections.append(Section("Predictions", caption=f"No class views: {exc}"))
     else:
         heat = grad_cam(adapter, pixels, top[0][0])
+        regression = adapter.head_activation() == "linear"
         sections.append(
             Section(
                 f"Grad-CAM for “{top[0][1]}”",
                 render.encode_png(render.overlay(photo, heat, cmap="jet", alpha=0.5)),
                 "Where the evidence for the top class lies (red: most).",
-                [(i, label, f"{p:.1%}") for i, label, p in top],
-                ("class", "label", "probability"),
+                [(i, label, (f"{p:.4g}" if regression else f"{p:.1%}")) for i, label, p in top],
+                ("class", "label", "value" if regression else "probability"),
             )
         )
 

@@ -1,15 +1,10 @@
 """The model adapter: the one place that understands Keras models.
 
-A :class:`ModelAdapter` reads a Keras 3 model (functional, Sequential — even one that was never
-built — with sub-models nested to any depth) into a flat, ordered list of *steps*, one per layer
-call, each named by its **layer path** (``"backbone/block3a_expand_conv"``). Intermediate outputs
-are then computed by replaying only the steps a request needs inside a ``tf.function`` that is
-traced once per request shape and kept, so repeating a request never rebuilds or retraces.
-
-Replaying the graph ourselves, instead of building ``keras.Model(model.input, inner.output)``
-sub-models, is what lets a layer deep inside a nested transfer-learning base be reached without
-the classic "Graph disconnected" error, and it never adds nodes to, or otherwise changes, the
-user's model.
+A :class:`ModelAdapter` reads a Keras 3 model once (:mod:`.graph`: steps named by layer paths)
+and computes intermediate outputs by replaying only the steps a request needs inside a compiled
+function kept per request, so repeating a request never retraces. Replaying the graph ourselves,
+instead of building ``keras.Model(model.input, inner.output)`` sub-models, reaches layers deep
+inside nested bases without "Graph disconnected" and never changes the user's model.
 
 TensorFlow and Keras are imported inside functions: importing this module is cheap.
 """
@@ -302,7 +297,8 @@ class ModelAdapter:
         logits : bool
             Also run to the class head and return its pre-softmax scores, float32 (N, classes).
             A softmax or sigmoid fused into the last layer, or a Softmax/Activation layer at the
-            end, is left out — on the fly, the model itself is not changed.
+            end, is left out — on the fly, the model itself is not changed. A single sigmoid
+            unit's logit ``z`` comes as two classes, ``[-z, z]`` (N, 2).
         output : int or str, optional
             Which model output is the class head, for models with several outputs.
         relu : callable, optional
@@ -344,8 +340,13 @@ class ModelAdapter:
                 for ref in wanted.intersection(step.output_ids):
                     watch(values[ref])
         features = [values[ref] for ref in targets]
-        head = None if head_ref is None else keras.ops.cast(values[head_ref], "float32")
-        return features, head
+        if head_ref is None:
+            return features, None
+        scores = keras.ops.cast(values[head_ref], "float32")
+        if head.binary:
+            # One sigmoid unit offered as two classes: evidence against (-z) and for (z).
+            scores = keras.ops.concatenate([-scores, scores], axis=-1)
+        return features, scores
 
     @property
     def output_names(self) -> list[str]:
@@ -362,9 +363,10 @@ class ModelAdapter:
         return self._head(output).classes
 
     def head_activation(self, output: int | str | None = None) -> str:
-        """'softmax' or 'sigmoid': what turns the head's logits into probabilities.
+        """'softmax', 'sigmoid' or 'linear': what turns the head's scores into what is reported.
 
-        A head without a softmax of its own is taken to output logits, read with a softmax.
+        A head of several units without a softmax of its own is taken to output logits, read
+        with a softmax; a single unit without activation is a regression value ('linear').
         """
         return self._head(output).activation
 

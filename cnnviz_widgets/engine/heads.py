@@ -48,9 +48,15 @@ class Head:
     replacement : callable or None
         How to compute that call without its softmax/sigmoid (None: it outputs logits already).
     classes : int
-        Length of the score vector.
+        How many classes the views offer: the length of the score vector, except for a single
+        sigmoid unit, which offers two (0 "negative", 1 "positive"; see :attr:`binary`).
     activation : str
-        ``"sigmoid"`` or ``"softmax"``: what turns the logits into probabilities.
+        What turns the scores into the numbers reported: ``"softmax"``, ``"sigmoid"``
+        (multi-label, or the two classes of a single sigmoid unit) or ``"linear"`` (a single
+        unit without activation: a regression value, reported as it is).
+    binary : bool
+        A single sigmoid unit (a cats-vs-dogs head). Its logit ``z`` is offered as two class
+        scores ``[-z, z]``: the evidence against and for, whose sigmoids are 1 − p and p.
     """
 
     index: int
@@ -60,6 +66,12 @@ class Head:
     replacement: Replacement | None
     classes: int
     activation: str
+    binary: bool = False
+
+    @property
+    def regression(self) -> bool:
+        """A single unit without activation: a value, not a class."""
+        return self.activation == "linear"
 
 
 def output_names(graph: Any, steps: Sequence[LayerCall | Alias]) -> list[str]:
@@ -130,14 +142,23 @@ def find_head(
             replacement = pass_input_through
         else:
             replacement = pre_activation
+    units = int(shape[0])
+    binary = activation == "sigmoid" and units == 1
+    if activation == "sigmoid":
+        reported = "sigmoid"
+    elif units == 1 and activation != "softmax":
+        reported = "linear"  # one unit, no squashing: a regression value
+    else:
+        reported = "softmax"  # softmax heads, and heads that output logits
     return Head(
         index=index,
         name=names[index],
         ref=ref,
         step=step,
         replacement=replacement,
-        classes=int(shape[0]),
-        activation="sigmoid" if activation == "sigmoid" else "softmax",
+        classes=2 if binary else units,
+        activation=reported,
+        binary=binary,
     )
 
 

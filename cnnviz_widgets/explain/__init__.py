@@ -32,7 +32,7 @@ from .deconvnet import deconvnet
 from .predictions import predict_top
 from .relu_rules import deconvnet_relu, guided_relu
 from .saliency import SALIENCY_METHODS, normalize_signed, saliency
-from .targets import default_cam_layer
+from .targets import default_cam_layer, evidence
 
 __all__ = [
     "CAM_METHODS",
@@ -40,6 +40,7 @@ __all__ = [
     "deconvnet",
     "deconvnet_relu",
     "default_cam_layer",
+    "evidence",
     "grad_cam",
     "guided_relu",
     "normalize_signed",

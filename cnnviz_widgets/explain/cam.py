@@ -113,7 +113,10 @@ class GradientCam:
     combine: Callable[[Any, Any], Any]
 
     def function(self, adapter: ModelAdapter, path: str, head: Head) -> Any:
-        """The compiled ``(batch, class_index) -> (maps (N, h, w), class (N,))`` of a layer.
+        """The compiled ``(batch, class_index) -> (maps (N, h, w), class (N,), scale (N,))``.
+
+        ``scale`` bounds what the weighted sum could reach at one position (for
+        :func:`below_noise`).
 
         Made once per adapter, layer and output. ``class_index`` −1 means each image's top
         class. Tracing raises :class:`LayerError` if ``path`` does not feed the head.
@@ -136,15 +139,39 @@ class GradientCam:
             if grads is None:
                 raise no_gradient_error(adapter, path, head, batch)
             # Mixed precision computes the features (and so their gradients) in float16.
-            maps = self.combine(tf.cast(features, tf.float32), tf.cast(grads, tf.float32))
-            return maps, target
+            features = tf.cast(features, tf.float32)
+            grads = tf.cast(grads, tf.float32)
+            maps = self.combine(features, grads)
+            # The largest value any of these weighted sums could reach at one position: the map
+            # is float noise when it stays a tiny fraction of it (see below_noise).
+            scale = tf.reduce_max(tf.reduce_sum(tf.abs(features), axis=-1), axis=(1, 2))
+            scale *= tf.reduce_max(tf.abs(grads), axis=(1, 2, 3)) * tf.cast(
+                tf.shape(features)[1] * tf.shape(features)[2], tf.float32
+            )
+            return maps, target, scale
 
         return compile(cam, [adapter.input_spec(), tf.TensorSpec((), tf.int32)])
 
     def __call__(self, target: Target, **options: Any) -> np.ndarray:
         function = self.function(target.adapter, target.layer, target.head)
-        heatmap, _ = function(target.batch, target.class_index)
-        return heatmap[0].numpy()
+        heatmap, _, scale = function(target.batch, target.class_index)
+        return below_noise(heatmap[0].numpy(), float(scale[0]))
+
+
+#: A map whose peak is below this share of the largest sum it could reach is rounding noise:
+#: float32 sums of thousands of terms carry relative errors of ~1e-7 each.
+NOISE_FRACTION = 1e-5
+
+
+def below_noise(heatmap: np.ndarray, scale: float) -> np.ndarray:
+    """``heatmap``, or zeros when its peak is at the level of float rounding.
+
+    A dead or nearly dead network (random weights, a class the image gives no evidence for)
+    leaves maps of ~1e-9 that scaling to [0, 1] would blow up into confident-looking noise.
+    """
+    if not float(np.max(heatmap, initial=0.0)) > NOISE_FRACTION * scale:
+        return np.zeros_like(heatmap)
+    return heatmap
 
 
 _GRADCAM = GradientCam("gradcam", _gradcam)
@@ -242,6 +269,10 @@ def _build_score_cam(
         # channel that masks the class away does not count for it.
         baseline = probability(tf.zeros_like(batch), target)[0, 0]
         weights = scores - baseline
+        # Differences at the level of float32 rounding of the scores are no evidence (a dead
+        # network's probabilities differ by ~1e-9); they would be stretched into a full map.
+        level = tf.maximum(tf.reduce_max(tf.abs(scores)), tf.abs(baseline))
+        weights = tf.where(tf.reduce_max(tf.abs(weights)) > 64 * 1.2e-7 * level, weights, 0.0)
         return tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[tf.newaxis], target
 
     return compile(cam, [adapter.input_spec(), tf.TensorSpec((), tf.int32)])

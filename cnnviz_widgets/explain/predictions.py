@@ -10,7 +10,7 @@ import numpy as np
 from ..engine.adapter import Preprocess
 from ..engine.backend import compile
 from ..errors import CnnVizError, check_int
-from .targets import KEY, adapter_of, class_head, probabilities
+from .targets import KEY, Head, adapter_of, class_head, probabilities
 
 __all__ = ["class_labels", "predict_top"]
 
@@ -18,7 +18,7 @@ __all__ = ["class_labels", "predict_top"]
 def predict_top(
     model: Any,
     image: Any,
-    k: int = 5,
+    k: int | None = None,
     labels: Sequence[str] | None = None,
     *,
     output: int | str | None = None,
@@ -31,14 +31,17 @@ def predict_top(
     model : keras.Model or ModelAdapter
         A classifier. Its head may output logits or probabilities: probabilities are always
         computed from the logits with the head's own softmax (or sigmoid for multi-label heads;
-        a head without either is read as logits for a softmax).
+        a head of several units without either is read as logits for a softmax). A single
+        sigmoid unit is two classes, ``"negative"`` (1 − p) and ``"positive"`` (p). A single
+        unit without activation is a regression head: its one entry is the value itself.
     image : array, path, PIL image or PreparedImage
         Anything :func:`cnnviz_widgets.load_image` accepts; prepared once.
-    k : int
-        How many classes, 1 to the number of classes.
+    k : int, optional
+        How many classes, 1 to the number of classes; by default 5, or all when there are fewer.
     labels : sequence of str, optional
-        Class names by index. By default the ImageNet-1k names for a 1000-class head, else
-        ``"class 7"``.
+        Class names by index. By default the ImageNet-1k names for a 1000-class head,
+        ``["negative", "positive"]`` for a single sigmoid unit, ``"value"`` for a regression
+        head, else ``"class 7"``.
     output : int or str, optional
         Which output is the class head, for models with several outputs.
     preprocess : callable, optional
@@ -48,7 +51,7 @@ def predict_top(
     -------
     list of (int, str, float)
         ``(class index, label, probability in [0, 1])``, most probable first (ties in class
-        order).
+        order); for a regression head one entry, ``(0, label, value)``.
 
     Raises
     ------
@@ -66,11 +69,11 @@ def predict_top(
     prepared = adapter.prepare(image)
     head = class_head(adapter, output)
     n = head.classes
-    k = check_int(k, "k")
+    k = min(5, n or 5) if k is None else check_int(k, "k")
     # k counts classes (1 … n), it is no index: check_index's 0 … n−1 would misstate the range.
     if n is not None and not 1 <= k <= n:
         raise CnnVizError(f"k={k} is out of range: the model has {n} classes, so k must be 1–{n}.")
-    names = class_labels(labels, n)
+    names = class_labels(labels, n, head)
 
     def build() -> Any:
         def forward(batch: Any) -> Any:
@@ -85,8 +88,13 @@ def predict_top(
     return [(int(i), names(int(i)), float(probs[i])) for i in top]
 
 
-def class_labels(labels: Sequence[str] | None, n: int | None) -> Callable[[int], str]:
+def class_labels(
+    labels: Sequence[str] | None, n: int | None, head: Head | None = None
+) -> Callable[[int], str]:
     """The name of each class index: from ``labels``, ImageNet-1k's, or ``"class <i>"``.
+
+    A single sigmoid unit's two classes are ``"negative"`` and ``"positive"``; a regression
+    head's one entry is ``"value"``.
 
     Raises
     ------
@@ -94,6 +102,10 @@ def class_labels(labels: Sequence[str] | None, n: int | None) -> Callable[[int],
         When ``labels`` does not have one name per class.
     """
     if labels is None:
+        if head is not None and head.binary:
+            return ("negative", "positive").__getitem__
+        if head is not None and head.regression:
+            return lambda i: "value"
         if n == 1000:
             from ..engine.models import imagenet_labels
 

@@ -24,7 +24,7 @@ from ..engine.adapter import ModelAdapter, Preprocess
 from ..engine.backend import compile, tensorflow
 from ..errors import CnnVizError, check_index, check_number, check_positive
 from . import registry
-from .cam import gradcam_function
+from .cam import below_noise, gradcam_function
 from .registry import Method
 from .relu_rules import guided_relu
 from .targets import (
@@ -170,17 +170,19 @@ def _guided_gradcam(target: Target, **options: Any) -> np.ndarray:
         gradient = _input_gradient(adapter, head, guided_relu)
         gradcam = gradcam_function(adapter, path, head)
 
-        def guided_gradcam(batch: Any, class_index: Any) -> tuple[Any, Any, Any]:
-            cam, chosen = gradcam(batch, class_index)
+        def guided_gradcam(batch: Any, class_index: Any) -> tuple[Any, Any, Any, Any]:
+            cam, chosen, scale = gradcam(batch, class_index)
             grads, _ = gradient(batch, chosen, pick=False)
-            return grads, cam, chosen
+            return grads, cam, chosen, scale
 
         return compile(guided_gradcam, _signature(adapter))
 
-    guided, cam, _ = _traced(target, "guided_gradcam", build)(target.batch, target.class_index)
+    function = _traced(target, "guided_gradcam", build)
+    guided, cam, _, scale = function(target.batch, target.class_index)
     guided = guided[0].numpy()
+    cam = below_noise(cam[0].numpy(), float(scale[0]))
     # The Grad-CAM map brought to the model input with THE resize, scaled to [0, 1].
-    return guided * to_unit(to_size(cam[0].numpy(), guided.shape[:2]))[..., np.newaxis]
+    return guided * to_unit(to_size(cam, guided.shape[:2]))[..., np.newaxis]
 
 
 def _saliency_method(name: str, label: str, paper: str, compute: Any, *, layer: bool) -> None:

@@ -24,7 +24,7 @@ from ..engine.backend import tensorflow
 from ..errors import CnnVizError, LayerError, check_index, check_int
 from ..images import resize_image
 
-__all__ = ["default_cam_layer"]
+__all__ = ["default_cam_layer", "evidence"]
 
 #: First element of every key this package keeps on an adapter (shared with its other users).
 KEY = "class_activation"
@@ -42,14 +42,22 @@ class Head:
         The output layer's path.
     classes : int or None
         How many classes (``None`` if the model leaves it open).
-    activation : {"softmax", "sigmoid"}
-        How the head turns logits into probabilities.
+    activation : {"softmax", "sigmoid", "linear"}
+        How the head turns scores into what is reported (``"linear"``: a regression value).
+    binary : bool
+        A single sigmoid unit, offered as two classes (0 "negative", 1 "positive").
     """
 
     index: int
     name: str
     classes: int | None
     activation: str
+    binary: bool = False
+
+    @property
+    def regression(self) -> bool:
+        """A single unit without activation: a value, not a class."""
+        return self.activation == "linear"
 
 
 @dataclass(frozen=True)
@@ -117,8 +125,9 @@ def class_head(adapter: ModelAdapter, output: int | str | None) -> Head:
             index = next(i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1]))
         else:
             index = int(output)
-        classes = adapter.layer_info(names[index]).output_shape[-1]
-        return Head(index, names[index], classes, activation)
+        classes = adapter.class_count(output)
+        return Head(index, names[index], classes, activation, binary=activation == "sigmoid"
+                    and adapter.layer_info(names[index]).output_shape[-1] == 1)  # fmt: skip
 
     if isinstance(output, np.integer):
         output = int(output)
@@ -249,6 +258,23 @@ def to_unit(heatmap: np.ndarray) -> np.ndarray:
     return np.clip(heatmap, 0.0, 1.0, out=heatmap).astype(np.float32, copy=False)
 
 
+def evidence(heatmap: np.ndarray) -> str:
+    """What a class activation map shows: ``"located"``, ``"none"`` or ``"flat"``.
+
+    ``"none"``: the map is zero everywhere — the image gives the class no positive evidence at
+    that layer (maps at float-noise level are returned as zeros, see ``cam.below_noise``).
+    ``"flat"``: the map is the same everywhere (a constant image, a 1×1 map after resizing): it
+    says nothing about *where*. Views say so in words instead of drawing such a map as evidence.
+    """
+    values = np.asarray(heatmap, dtype=np.float64)
+    peak = float(values.max(initial=0.0))
+    if not peak > 0.0:
+        return "none"
+    if float(values.min()) >= peak * (1.0 - 1e-6):
+        return "flat"
+    return "located"
+
+
 def to_size(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``array`` (H, W[, C]) resized to ``size`` (height, width) with ``resize_image``."""
     return resize_image(array, size) if array.shape[:2] != tuple(size) else array
@@ -269,8 +295,13 @@ def class_score(logits: Any, target: Any) -> Any:
 
 
 def probabilities(logits: Any, activation: str) -> Any:
-    """The head's probabilities from its logits (N, classes), by its own activation."""
+    """What the head reports from its scores (N, classes), by its own activation.
+
+    Softmax or sigmoid probabilities; for a regression head (``"linear"``) the value itself.
+    """
     tf = tensorflow()
+    if activation == "linear":
+        return logits
     return tf.sigmoid(logits) if activation == "sigmoid" else tf.nn.softmax(logits, axis=-1)
 
 

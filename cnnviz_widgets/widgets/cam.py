@@ -19,7 +19,7 @@ from .. import render
 from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
 from ..errors import check_index
-from ..explain import CAM_METHODS, default_cam_layer, grad_cam, predict_top, saliency
+from ..explain import CAM_METHODS, default_cam_layer, evidence, grad_cam, predict_top, saliency
 from ..export import Section
 from ..images import load_image, resize_image
 from .background import Job
@@ -66,8 +66,9 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         The photo to explain.
     labels : sequence of str, optional
         Class names; ImageNet's for a 1000-class head by default.
-    k : int
-        How many top predictions the bar chart shows.
+    k : int, optional
+        How many top predictions the bar chart shows; 5 by default, or every class when the
+        model has fewer (a single sigmoid unit shows "negative" and "positive").
     method : str
         One of :data:`METHODS` (``"gradcam"`` by default).
     layer : str, optional
@@ -110,7 +111,7 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         image: Any,
         labels: Any = None,
         *,
-        k: int = 5,
+        k: int | None = None,
         method: str = "gradcam",
         layer: str | None = None,
         cmap: str = "jet",
@@ -152,7 +153,14 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
 
         names = self._bar_names()
-        y_scale = LinearScale(min=0.0, max=1.0)
+        # A regression head reports a value, not a probability: its axis spans that value.
+        regression = self._adapter.head_activation(self._output) == "linear"
+        value = self.top[0][2]
+        y_scale = (
+            LinearScale(min=min(0.0, value), max=max(0.0, value) or 1.0)
+            if regression
+            else LinearScale(min=0.0, max=1.0)
+        )
         x_scale = OrdinalScale()
         self.bars = Bars(
             x=names, y=[p for _, _, p in self.top], scales={"x": x_scale, "y": y_scale},
@@ -164,7 +172,12 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
             marks=[self.bars],
             axes=[
                 Axis(scale=x_scale, side="left"),
-                Axis(scale=y_scale, side="bottom", tick_format=".0%", label="probability"),
+                Axis(
+                    scale=y_scale,
+                    side="bottom",
+                    tick_format=".3g" if regression else ".0%",
+                    label="value" if regression else "probability",
+                ),
             ],
             fig_margin={"top": 10, "bottom": 40, "left": 150, "right": 10},
             layout=widgets.Layout(width="420px", height="240px"),
@@ -362,14 +375,30 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
             f"<b>{label}</b> (class {self.class_index}) · "
             f"{html.escape(_METHOD_LABELS[self.method])}{where}",
         )
-        self._clear_error()
+        self._clear_error(self._evidence_notes(heat))
+
+    def _evidence_notes(self, heat: np.ndarray) -> list[str]:
+        """Say in words when a class activation map shows no *where* (not for saliency)."""
+        if self.method not in CAM_METHODS:
+            return []
+        found = evidence(heat)
+        label = self._label_of(self.class_index)
+        if found == "none":
+            return [f"No positive evidence for {label!r} at layer {self.layer!r}: the map is "
+                    "zero everywhere. Try another class, layer or method."]  # fmt: skip
+        if found == "flat":
+            return [f"The map for {label!r} at layer {self.layer!r} is the same everywhere: it "
+                    "shows no place that matters more than another."]  # fmt: skip
+        return []
 
     _exported_traits = ("class_index", "method", "layer", "cmap", "alpha")
 
     def _export_sections(self) -> list[Section]:
         sections = super()._export_sections()
-        sections[0].table = [(i, label, f"{p:.1%}") for i, label, p in self.top]
-        sections[0].header = ("class", "label", "probability")
+        regression = self._adapter.head_activation(self._output) == "linear"
+        shown = "{:.4g}" if regression else "{:.1%}"
+        sections[0].table = [(i, label, shown.format(p)) for i, label, p in self.top]
+        sections[0].header = ("class", "label", "value" if regression else "probability")
         return sections
 
     @property
