@@ -29,6 +29,10 @@ class ModelError(CnnVizError, TypeError):
     """An object that is not a usable Keras model (or a model shape we do not support yet)."""
 
 
+class Cancelled(Exception):
+    """Long work stopped on request (the Stop button, a newer request, ``cancel=``)."""
+
+
 class ImageConversionWarning(UserWarning):
     """The image was converted to fit the model (gray to RGB, RGB to gray, alpha dropped)."""
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..engine import backend
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
-from ..errors import CnnVizError, ModelError, check_int
+from ..errors import Cancelled, CnnVizError, ModelError, check_int
 from . import results
 from .objectives import Objective, as_objectives, channel, layer_name
 from .param import random_draws, start_params, to_image, transforms
@@ -56,7 +56,7 @@ __all__ = [
 OnStep = Callable[[int, int, "np.ndarray | None"], None]
 
 
-class AscentCancelled(Exception):
+class AscentCancelled(Cancelled):
     """Raised by :func:`filter_ascent` when its ``cancel`` event is set; nothing was cached."""
 
 

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import errors
 
-class Cancelled(Exception):
+
+class Cancelled(errors.Cancelled):
     """Raised inside a job (by :meth:`Job.check`) when a newer request replaced it."""
 
 
