@@ -123,7 +123,8 @@ class Bench:
         self.load_seconds = time.perf_counter() - start
         self.adapter = adapter_for(self.model)
         self.chelsea = sample_image("chelsea")
-        self.pixels = self.adapter.prepare_image(self.chelsea)
+        self.image = self.adapter.prepare(self.chelsea)
+        self.pixels = self.image.pixels
         paths = self.adapter.layer_paths
         #: The layer an explorer shows first (the middle spatial layer).
         self.mid_layer = paths[len(paths) // 2]
@@ -135,10 +136,17 @@ class Bench:
         noise = self._rng.uniform(-2.0, 2.0, size=self.pixels.shape).astype(np.float32)
         return np.clip(self.pixels + noise, 0.0, 255.0)
 
+    def prepared(self, pixels: np.ndarray, adapter: Any = None) -> Any:
+        """``pixels`` as a PreparedImage of ``adapter`` (its fingerprint hashed, as a view does)."""
+        from cnnviz_widgets.images import PreparedImage
+
+        owner = (adapter or self.adapter).identity
+        return PreparedImage.of(pixels, pixels.shape[:2], owner)
+
     def shape_of(self, layer: str) -> tuple[int, int, int]:
         """The feature-map shape of ``layer`` for the chelsea input (computed once)."""
         if layer not in self._shapes:
-            maps = self.adapter.activations_of_prepared(self.pixels, [layer])[0]
+            maps = self.adapter.feature_maps(self.image, [layer])[0]
             self._shapes[layer] = tuple(int(d) for d in maps.shape)
         return self._shapes[layer]
 
@@ -208,7 +216,6 @@ def widget_views(bench: Bench) -> list[Figure]:
     """Channel, colormap and grid-page changes on a cached layer, with matplotlib beside."""
     from cnnviz_widgets import ActivationExplorer
     from cnnviz_widgets.cache import ActivationCache
-    from cnnviz_widgets.images import image_key
     from cnnviz_widgets.render import page_channels, page_count
     from cnnviz_widgets.widgets.activations import GRID_PAGE_SIZE
 
@@ -218,7 +225,7 @@ def widget_views(bench: Bench) -> list[Figure]:
     explorer = ActivationExplorer(bench.model, bench.chelsea, layer=mid, cache=cache)
     if explorer.layer != mid:
         raise AssertionError(f"explorer opened {explorer.layer!r}, not {mid!r}")
-    maps = cache.activations(bench.adapter, bench.pixels, image_key(bench.pixels), mid)
+    maps = cache.activations(bench.adapter, bench.image, mid)
     count = maps.shape[-1]
     figures = []
 
@@ -281,7 +288,7 @@ def widget_views(bench: Bench) -> list[Figure]:
     explorer.layer = GRID_LAYER
     explorer.mode = "grid"
     explorer.page = 0
-    grid_maps = cache.activations(bench.adapter, bench.pixels, image_key(bench.pixels), GRID_LAYER)
+    grid_maps = cache.activations(bench.adapter, bench.image, GRID_LAYER)
     grid_count = grid_maps.shape[-1]
     pages = page_count(grid_count, GRID_PAGE_SIZE)
     if pages < 3:
@@ -373,7 +380,6 @@ def _compiled(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 def first_view(bench: Bench) -> list[Figure]:
     """A layer's feature map for a never-seen image vs one compiled whole-model forward pass."""
     from cnnviz_widgets.cache import ActivationCache
-    from cnnviz_widgets.images import image_key
 
     plan = bench.plan
     forward = _compiled(bench.model)
@@ -391,7 +397,7 @@ def first_view(bench: Bench) -> list[Figure]:
 
         def ours(i: int, cache: ActivationCache = cache, layer: str = layer) -> None:
             pixels = current["pixels"]
-            cache.activations(bench.adapter, pixels, image_key(pixels), layer)
+            cache.activations(bench.adapter, bench.prepared(pixels), layer)
 
         stats = measure_interleaved(
             {"ours": ours, "floor": floor},
@@ -476,7 +482,6 @@ def layer_switch(bench: Bench) -> list[Figure]:
     """First computation of another layer of a viewed image vs a truncated forward pass."""
     from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.engine.adapter import ModelAdapter
-    from cnnviz_widgets.images import image_key
 
     plan = bench.plan
     figures = []
@@ -485,10 +490,8 @@ def layer_switch(bench: Bench) -> list[Figure]:
     fresh = ModelAdapter(bench.model)
     trace_ms = {}
     for layer in SWITCH_LAYERS:
-        pixels = bench.new_image()
-        trace_ms[layer] = time_once(
-            functools.partial(fresh.activations_of_prepared, pixels, [layer])
-        )
+        image = bench.prepared(bench.new_image(), fresh)
+        trace_ms[layer] = time_once(functools.partial(fresh.feature_maps, image, [layer]))
     del fresh
 
     current: dict[str, Any] = {}
@@ -498,13 +501,13 @@ def layer_switch(bench: Bench) -> list[Figure]:
 
         def viewed_image(i: int, cache: ActivationCache = cache) -> None:
             pixels = bench.new_image()
-            key = image_key(pixels)
+            image = bench.prepared(pixels)
             # The image the explorer shows: its current layer is cached already.
-            cache.activations(bench.adapter, pixels, key, bench.mid_layer)
-            current.update(pixels=pixels, key=key)
+            cache.activations(bench.adapter, image, bench.mid_layer)
+            current.update(pixels=pixels, image=image)
 
         def ours(i: int, cache: ActivationCache = cache, layer: str = layer) -> None:
-            cache.activations(bench.adapter, current["pixels"], current["key"], layer)
+            cache.activations(bench.adapter, current["image"], layer)
 
         def floor(i: int, floor_forward: Callable = floor_forward) -> None:
             floor_forward(current["pixels"][np.newaxis])

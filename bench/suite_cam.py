@@ -182,7 +182,7 @@ def against_floor(bench: Bench) -> list[Figure]:
             image = bench.new_image(base)
             current["image"] = image
             # The floor gets exactly what the model sees (the adapter's resize, done untimed).
-            current["batch"] = bench.adapter.model_input(bench.adapter.prepare_image(image))
+            current["batch"] = bench.adapter.model_input(bench.adapter.prepare(image))
 
         def ours(i: int, current: dict = current) -> None:
             current["ours"] = grad_cam(bench.model, current["image"], CAT)
