@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup system lab test test-fast bench lint
+.PHONY: setup system lab test test-fast bench soak lint notebooks
 
 setup: $(VENV)/.installed
 
@@ -33,10 +33,20 @@ test: setup system
 
 # Tiny models only (no default model, browser, notebooks, binder, compat matrix, stress): seconds.
 test-fast: setup
-	$(PY) -m pytest -m "not default_model and not browser and not notebooks and not binder and not compat and not stress"
+	$(PY) -m pytest -m "not default_model and not browser and not notebooks and not binder and not compat and not stress and not generated and not atlas_cluster"
+
+# Re-run every tutorial and store it with its outputs (pictures show on GitHub and nbviewer);
+# each code cell records its source hash, and tests/test_notebooks.py fails when one is stale.
+# NB=02_filters.ipynb re-runs one notebook only.
+notebooks: setup
+	$(PY) tests/save_notebooks.py $(NB)
 
 bench: setup
 	$(PY) bench/run.py
+
+# 2,000 seeded random CNNs, every view against plain Keras (tens of minutes): bench/results/soak.json
+soak: setup
+	$(PY) bench/soak.py
 
 lint: setup
 	$(VENV)/bin/ruff check cnnviz_widgets tests bench
