@@ -315,7 +315,7 @@ def other_views(bench: Bench) -> list[Figure]:
     """Each method on new 224×224 images (informational), and its first-call trace cost."""
     from cnnviz_widgets.engine.adapter import ModelAdapter
     from cnnviz_widgets.explain import deconvnet, grad_cam, predict_top, saliency
-    from cnnviz_widgets.explain.cam import SCORECAM_BATCH, SCORECAM_CHANNELS
+    from cnnviz_widgets.explain.batched import SCORECAM_BATCH, SCORECAM_CHANNELS
     from cnnviz_widgets.explain.saliency import SMOOTHGRAD_BATCH
 
     plan = bench.plan
@@ -365,6 +365,136 @@ def other_views(bench: Bench) -> list[Figure]:
                 stats,
                 note=f"first call on a fresh adapter (trace + run): {first:.0f} ms",
                 extra={"first_call_ms": first},
+            )
+        )
+    return figures
+
+
+# --------------------------------------------------------------------------------------------
+# 3b. every gradient method against a bare compiled computation of its own formula
+# --------------------------------------------------------------------------------------------
+def _formulas() -> dict[str, Callable[[Any, Any], Any]]:
+    """Each gradient CAM's map from (A, g), (N, h, w, K), in TensorFlow: the floors' arithmetic."""
+    import tensorflow as tf
+
+    def total(x: Any) -> Any:
+        return tf.reduce_sum(x, axis=(1, 2), keepdims=True)
+
+    def pca(x: Any) -> Any:
+        n, h, w, k = (tf.shape(x)[i] for i in range(4))
+        rows = tf.reshape(x, (n, h * w, k))
+        centred = rows - tf.reduce_mean(rows, axis=1, keepdims=True)
+        _, _, v = tf.linalg.svd(centred)
+        projection = tf.linalg.matvec(centred, v[:, :, 0])
+        sign = tf.sign(tf.reduce_sum(projection * tf.reduce_sum(rows, -1), -1, keepdims=True))
+        return tf.reshape(projection * sign, (n, h, w))
+
+    def plus_plus(a: Any, g: Any) -> Any:
+        g2 = g * g
+        alpha = tf.math.divide_no_nan(g2, 2.0 * g2 + total(a) * g2 * g)
+        return tf.reduce_sum(a * total(alpha * tf.nn.relu(g)), -1)
+
+    def xgrad(a: Any, g: Any) -> Any:
+        return tf.reduce_sum(a * tf.math.divide_no_nan(total(a * g), total(a)), -1)
+
+    return {
+        "gradcam": lambda a, g: tf.reduce_sum(a * tf.reduce_mean(g, (1, 2), keepdims=True), -1),
+        "gradcam++": plus_plus,
+        "layercam": lambda a, g: tf.reduce_sum(tf.nn.relu(g) * a, -1),
+        "hirescam": lambda a, g: tf.reduce_sum(g * a, -1),
+        "gradcam_elementwise": lambda a, g: tf.reduce_sum(tf.nn.relu(g * a), -1),
+        "xgradcam": xgrad,
+        "eigencam": lambda a, g: pca(a),
+        "eigengradcam": lambda a, g: pca(g * a),
+    }
+
+
+def bare_method(flat: Any, layer: str, formula: Callable[[Any, Any], Any]) -> Callable:
+    """The floor of one method: one tf.function, tape pair + the formula + relu."""
+    import keras
+    import tensorflow as tf
+
+    grad_model = keras.Model(flat.inputs[0], [flat.get_layer(layer).output, flat.output])
+
+    @tf.function
+    def cam(batch: Any, class_index: int) -> Any:
+        with tf.GradientTape() as tape:
+            features, logits = grad_model(batch, training=False)
+            score = logits[:, class_index]
+        return tf.nn.relu(formula(features, tape.gradient(score, features)))
+
+    return lambda batch, class_index: cam(batch, class_index).numpy()
+
+
+def gradient_methods(bench: Bench) -> list[Figure]:
+    """Each gradient method on new images vs its own bare compiled formula, interleaved."""
+    from cnnviz_widgets.explain import grad_cam
+
+    plan = bench.plan
+    figures = []
+    for method, formula in _formulas().items():
+        floor = bare_method(bench.flat, LAYER.rsplit("/", 1)[-1], formula)
+        current: dict[str, np.ndarray] = {}
+
+        def new_image(i: int, current: dict = current) -> None:
+            current["image"] = bench.new_image(bench.square)
+            current["batch"] = current["image"][np.newaxis]
+
+        def ours(i: int, method: str = method, current: dict = current) -> None:
+            grad_cam(bench.model, current["image"], CAT, method=method)
+
+        def bare(i: int, floor: Callable = floor, current: dict = current) -> None:
+            floor(current["batch"], CAT)
+
+        stats = measure_interleaved(
+            {"ours": ours, "floor": bare},
+            repeats=max(plan.views * 2, 4),
+            warmup=2,
+            setup=new_image,
+        )
+        reference = Reference.from_stats(
+            f"bare tf.function tape + {method} formula, un-nested copy",
+            "floor",
+            stats["floor"],
+            stats["ours"],
+            ours_over_ref=True,
+        )
+        figure = Figure.timed(
+            f"grad_cam {method}, new image 224×224", stats["ours"], references=[reference]
+        )
+        figure.check("median", FLOOR_FACTOR * stats["floor"].median, f"≤ {FLOOR_FACTOR}× floor")
+        figures.append(figure)
+    return figures
+
+
+def per_channel(bench: Bench) -> list[Figure]:
+    """Score-CAM and AblationCAM: time per channel at the default layer (128 channels kept)."""
+    from cnnviz_widgets.explain import grad_cam
+    from cnnviz_widgets.explain.batched import SCORECAM_BATCH, SCORECAM_CHANNELS
+
+    figures = []
+    for method in ("scorecam", "ablationcam"):
+        image = bench.new_image(bench.square)
+        grad_cam(bench.model, image, CAT, method=method, progress=False)  # eager first, traced
+        from cnnviz_widgets.engine.backend import wait_for_traces
+
+        wait_for_traces(300)
+        samples = []
+        for _ in range(max(bench.plan.slow_views, 1)):
+            image = bench.new_image(bench.square)
+            grad_cam(bench.model, image, CAT)  # the pair is there, as after the Grad-CAM view
+            start = time.perf_counter()
+            grad_cam(bench.model, image, CAT, method=method, progress=False)
+            samples.append((time.perf_counter() - start) * 1e3)
+        stats = Stats(tuple(samples))
+        passes = SCORECAM_CHANNELS + 1  # and the baseline (Score-CAM) / intact (Ablation) pass
+        figures.append(
+            Figure.timed(
+                f"grad_cam {method}, {SCORECAM_CHANNELS} channels in batches of "
+                f"{SCORECAM_BATCH}, new image 224×224",
+                stats,
+                note=f"{stats.median / passes:.2f} ms per channel (median / {passes} passes)",
+                extra={"ms_per_channel": stats.median / passes},
             )
         )
     return figures
@@ -435,6 +565,10 @@ def run(quick: bool = False) -> SuiteResult:
         figures += against_tf_keras_vis(bench)
     with section("3/4 the other methods and views"):
         figures += other_views(bench)
+    with section("3b/4 every gradient method vs its own bare compiled formula"):
+        figures += gradient_methods(bench)
+    with section("3c/4 Score-CAM and AblationCAM per channel"):
+        figures += per_channel(bench)
     with section(f"4/4 memory, {plan.memory_calls} calls"):
         figures += memory(bench)
     context = {

@@ -41,19 +41,33 @@ _LAZY: dict[str, str] = {
     "filter_ascent": "ascent.optimize",
     "optimize_image": "ascent.optimize",
     "kernel_weights": "engine.weights",
+    "atlas": "atlas",  # the submodule itself: cv.atlas.build, cv.atlas.open
+    "AtlasExplorer": "widgets.atlas",
+    "faithfulness": "explain.trust",
+    "randomization_check": "explain.trust",
+    "channel_attribution": "explain.drilldown",
+    "set_language": "i18n",
+    "get_language": "i18n",
+    "use_cjk_font": "i18n",
+    "set_frontend": "widgets.frontend",
 }
 
 __all__ = [
     "ActivationCache",
     "ActivationExplorer",
+    "AtlasExplorer",
     "CamExplorer",
     "Explorer",
     "FilterExplorer",
     "ModelAdapter",
     "activations",
+    "atlas",
+    "channel_attribution",
     "deconvnet",
     "default_cam_layer",
+    "faithfulness",
     "filter_ascent",
+    "get_language",
     "grad_cam",
     "imagenet_labels",
     "kernel_weights",
@@ -63,9 +77,13 @@ __all__ = [
     "normalize_signed",
     "optimize_image",
     "predict_top",
+    "randomization_check",
     "saliency",
     "sample_image",
     "sample_image_names",
+    "set_frontend",
+    "set_language",
+    "use_cjk_font",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -76,15 +94,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .engine.weights import kernel_weights
     from .explain.cam import grad_cam
     from .explain.deconvnet import deconvnet
+    from .explain.drilldown import channel_attribution
     from .explain.predictions import predict_top
     from .explain.saliency import normalize_signed, saliency
     from .explain.targets import default_cam_layer
+    from .explain.trust import faithfulness, randomization_check
+    from .i18n import get_language, set_language, use_cjk_font
     from .images import load_image
     from .samples import sample_image, sample_image_names
     from .widgets.activations import ActivationExplorer
     from .widgets.cam import CamExplorer
     from .widgets.explorer import Explorer
     from .widgets.filters import FilterExplorer
+    from .widgets.frontend import set_frontend
 
 
 def __getattr__(name: str) -> Any:

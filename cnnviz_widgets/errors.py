@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .i18n import gettext_ as _
+
 
 class CnnVizError(ValueError):
     """Base class for the clear, actionable errors that cnnviz_widgets raises on bad input."""
@@ -63,7 +65,11 @@ def close_matches(name: str, choices: Iterable[str], limit: int = 5) -> list[str
 def check_int(value: Any, what: str, *, error: type[CnnVizError] = CnnVizError) -> int:
     """``value`` as an int; bools, floats and strings are refused with a message naming ``what``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise error(f"{what} must be an int; got {value!r} of type {type(value).__name__}.")
+        raise error(
+            _("{what} must be an int; got {value!r} of type {kind}.").format(
+                what=what, value=value, kind=type(value).__name__
+            )
+        )
     return int(value)
 
 
@@ -71,7 +77,7 @@ def check_positive(value: Any, what: str, *, error: type[CnnVizError] = CnnVizEr
     """``value`` as an int ≥ 1."""
     number = check_int(value, what, error=error)
     if number < 1:
-        raise error(f"{what} must be ≥ 1; got {number}.")
+        raise error(_("{what} must be ≥ 1; got {number}.").format(what=what, number=number))
     return number
 
 
@@ -92,8 +98,16 @@ def check_index(
     index = check_int(value, what, error=error)
     things = things or f"{what}s"
     if index < 0 or (count is not None and index >= count):
-        span = f"has {count} {things} (0–{count - 1})" if count else f"has {count or 0} {things}"
-        raise error(f"{what} {index} is out of range: {owner} {span}.")
+        if count:
+            message = _("{what} {index} is out of range: {owner} has {count} {things} (0–{last}).")
+        else:
+            message = _("{what} {index} is out of range: {owner} has {count} {things}.")
+        raise error(
+            message.format(
+                what=what, index=index, owner=owner, count=count or 0, things=things,
+                last=(count or 0) - 1,
+            )
+        )
     return index
 
 
@@ -102,11 +116,14 @@ def check_number(
 ) -> float:
     """``value`` as a finite float, optionally ≥ ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise error(f"{what} must be a number; got {value!r}.")
+        raise error(_("{what} must be a number; got {value!r}.").format(what=what, value=value))
     number = float(value)
     if not np.isfinite(number) or (minimum is not None and number < minimum):
-        bound = f" ≥ {minimum:g}" if minimum is not None else ""
-        raise error(f"{what} must be a finite number{bound}; got {value!r}.")
+        if minimum is None:
+            message = _("{what} must be a finite number; got {value!r}.")
+        else:
+            message = _("{what} must be a finite number ≥ {minimum:g}; got {value!r}.")
+        raise error(message.format(what=what, minimum=minimum, value=value))
     return number
 
 
@@ -118,7 +135,40 @@ def check_choice(
     if value in options:
         return value
     matches = close_matches(str(value).lower(), options) if isinstance(value, str) else []
-    hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
+    choices = ", ".join(repr(m) for m in options)
+    if matches:
+        message = _("Unknown {what} {value!r}. Did you mean {matches}? Choose one of {choices}.")
+    else:
+        message = _("Unknown {what} {value!r}. Choose one of {choices}.")
     raise error(
-        f"Unknown {what} {value!r}.{hint} Choose one of {', '.join(repr(m) for m in options)}."
+        message.format(
+            what=what, value=value, matches=" or ".join(repr(m) for m in matches), choices=choices
+        )
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Messages built in one place, so that they are translated through the catalog (English is
+# the source text, byte-identical to what the tests assert).
+# ------------------------------------------------------------------------------------------
+def no_layer_message(layer: str, model_name: str, choices: list[str]) -> str:
+    """The message for a layer name the model does not have, with the closest names."""
+    matches = close_matches(layer, choices)
+    hint = (
+        _(" Did you mean: {matches}?").format(matches=", ".join(repr(m) for m in matches))
+        if matches
+        else ""
+    )
+    return _(
+        "No layer {layer!r} in model {model!r}.{hint} See layer_paths(model) for all {count} "
+        "layers with feature maps."
+    ).format(layer=layer, model=model_name, hint=hint, count=len(choices))
+
+
+def not_spatial_message(path: str, class_name: str, shape: Any, last: str) -> str:
+    """The message for a layer whose output is not a (height, width, channels) map."""
+    return _(
+        "Layer {path!r} ({kind}) has output shape {shape}, not a spatial (height, width, "
+        "channels) feature map, so there is nothing to draw. Pick a convolutional layer, e.g. "
+        "the last one: {last!r}."
+    ).format(path=path, kind=class_name, shape=shape, last=last)

@@ -29,13 +29,14 @@ td, th { border: 1px solid #ddd; padding: 0.2rem 0.6rem; text-align: left; }
 
 @dataclass
 class Section:
-    """One part of a report: a heading, an optional picture, a caption and a table."""
+    """One part of a report: a heading, an optional picture, a caption, a table and code."""
 
     heading: str
     png: bytes = b""
     caption: str = ""
     table: Sequence[Sequence[object]] = field(default_factory=list)
     header: Sequence[str] = ()
+    code: str = ""
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str] = ()) -> str:
@@ -83,6 +84,8 @@ def html_page(title: str, sections: Sequence[Section], state: Mapping[str, objec
             parts.append(f'<p class="caption">{html.escape(section.caption)}</p>')
         if section.table:
             parts.append(_table(section.table, section.header))
+        if section.code:
+            parts.append(f"<pre><code>{html.escape(section.code)}</code></pre>")
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f'<p class="meta">Made with cnnviz_widgets on {made}.</p></body></html>')
     return "\n".join(parts)

@@ -38,6 +38,7 @@ def write_report(
     layers: Sequence[str] | None = None,
     filters: int = 0,
     progress: Progress | None = None,
+    cancel: Any = None,
 ) -> Path:
     """Write an HTML report of ``model`` on ``image`` to ``path``.
 
@@ -55,14 +56,22 @@ def write_report(
         How many channels of the last of those layers to show as filter-ascent images (0: none).
     progress : callable, optional
         ``progress(done, total, what)`` after each stage.
+    cancel : threading.Event or callable, optional
+        Checked between stages and layers (and filter-ascent steps): once set, the report stops
+        with :class:`~cnnviz_widgets.errors.Cancelled` and nothing is written.
     """
     from .engine.adapter import adapter_for
     from .explain.cam import grad_cam
     from .explain.predictions import predict_top
     from .images import load_image
+    from .progress import check
     from .samples import sample_image, sample_image_names
 
-    report = progress or (lambda done, total, what: None)
+    def report(done: int, total: int, what: str) -> None:
+        check(cancel, "the report")
+        if progress is not None:
+            progress(done, total, what)
+
     stages = 4 + (1 if filters else 0)
     report(0, stages, "loading the model")
     if model is None:
@@ -107,6 +116,7 @@ def write_report(
 
     report(2, stages, "feature maps")
     for name in chosen:
+        check(cancel, "the report")
         maps = adapter.activations(pixels, name)
         channels = render.page_channels(maps.shape[-1], 0, 32)
         grid, _ = render.channel_grid(maps, channels, columns=8, tile_max_side=96)
@@ -118,7 +128,9 @@ def write_report(
 
         report(3, stages, f"filter ascent ({filters} channels)")
         count = min(filters, adapter.layer_info(chosen[-1]).channels or 0)
-        images = filter_ascent(adapter, chosen[-1], list(range(count)), size=96)
+        images = filter_ascent(
+            adapter, chosen[-1], list(range(count)), size=96, progress=False, cancel=cancel
+        )
         grid, _ = render.image_grid(images, list(range(count)), columns=8, tile_min_side=96)
         sections.append(Section(f"Filters: {chosen[-1]}", render.encode_png(grid),
                                 "Images synthesised to excite each channel most."))  # fmt: skip
@@ -131,15 +143,24 @@ def write_report(
     return written
 
 
-def text_progress(stream: TextIO = sys.stderr, width: int = 30) -> Progress:
-    """A progress bar on a terminal: ``[#########-----] 3/5 feature maps``."""
+def tqdm_progress(stream: TextIO | None = None) -> Progress:
+    """Report stages on a ``tqdm`` bar (stderr by default): ``feature maps: 60%|██████ | 3/5``.
+
+    TensorFlow's start-up lines are kept out of the output by the package, so the bar stays one
+    line. The bar closes when the last stage is reported.
+    """
+    from tqdm import tqdm
+
+    bars: list[Any] = []
 
     def show(done: int, total: int, what: str) -> None:
-        filled = round(width * done / max(total, 1))
-        stream.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {what:<40}")
+        if not bars:
+            bars.append(tqdm(total=total, file=stream or sys.stderr, unit="stage", leave=True))
+        bar = bars[0]
+        bar.set_description_str(what)
+        bar.update(done - bar.n)
         if done >= total:
-            stream.write("\n")
-        stream.flush()
+            bar.close()
 
     return show
 
@@ -160,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         written = write_report(
             args.out, model=args.model, image=args.image, filters=args.filters,
-            layers=args.layers.split(",") if args.layers else None, progress=text_progress(),
+            layers=args.layers.split(",") if args.layers else None, progress=tqdm_progress(),
         )  # fmt: skip
     except CnnVizError as exc:
         print(f"\ncnnviz: {exc}", file=sys.stderr)

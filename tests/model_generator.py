@@ -115,7 +115,9 @@ class _Builder:
                                          name=self.name("shared"))  # fmt: skip
             self.recipe.append("shared×2")
             y = shared(shared(y))
-        if r.random() < 0.25 and tuple(y.shape[1:]) == tuple(x.shape[1:]):
+        # A residual add needs equal sizes, which free (None) sizes cannot promise.
+        known = None not in tuple(x.shape[1:])
+        if r.random() < 0.25 and known and tuple(y.shape[1:]) == tuple(x.shape[1:]):
             self.recipe.append("residual")
             y = keras.layers.Add(name=self.name("res"))([x, y])
         if r.random() < 0.5 and all(d is None or d >= 8 for d in y.shape[1:3]):

@@ -36,11 +36,12 @@ def _decode(png: bytes) -> np.ndarray:
 
 @pytest.fixture
 def explorer(tiny_functional, rgb16):
-    return ActivationExplorer(tiny_functional, rgb16, cache=ActivationCache())
+    return ActivationExplorer(tiny_functional, rgb16, layer="pool1", cache=ActivationCache())
 
 
-def test_first_view_is_the_middle_layer_channel_zero(explorer, tiny_functional, rgb16):
-    assert explorer.layer == "pool1"  # middle of conv1, relu1, pool1, conv2
+def test_a_named_layer_opens_on_channel_zero(explorer, tiny_functional, rgb16):
+    # Without a layer the explorer opens on the first activation (tests/test_teaching.py).
+    assert explorer.layer == "pool1"
     maps = activations(tiny_functional, rgb16, "pool1")
     np.testing.assert_array_equal(explorer.rgb, _expected_channel_view(maps, 0, "viridis"))
     np.testing.assert_array_equal(_decode(explorer.png), explorer.rgb)
@@ -73,7 +74,7 @@ def test_grid_mode_shows_every_channel_and_a_click_opens_one(explorer, tiny_func
         maps, range(6), columns=min(GRID_COLUMNS, 6), cmap="viridis",
         tile_min_side=GRID_TILE_MIN_SIDE, tile_max_side=GRID_TILE_MAX_SIDE,
     )  # fmt: skip
-    np.testing.assert_array_equal(explorer.rgb, want)
+    np.testing.assert_array_equal(explorer.rgb, render.number_tiles(want, layout))
     assert explorer.grid_layout == layout
     assert explorer.channel_slider.disabled
     # click the middle of the fifth tile (channel 4), as ipyevents reports it
@@ -205,7 +206,12 @@ def test_detail_tab_draws_the_channel_with_a_colorbar(explorer, tiny_functional,
 def test_saved_notebooks_get_a_static_png(explorer):
     bundle = explorer._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert base64.b64decode(data["image/png"]) == explorer.png
+    # The photo, the view and the caption, composed as the widget shows them (widgets/snapshot.py).
+    from cnnviz_widgets.widgets.snapshot import compose
+
+    want = compose([explorer._photo_rgb, explorer.rgb], explorer.caption.value,
+                   [explorer.message.value] if explorer.message.value else [])  # fmt: skip
+    assert _decode(base64.b64decode(data["image/png"])).tolist() == want.tolist()
     assert "application/vnd.jupyter.widget-view+json" in data
 
 

@@ -563,11 +563,12 @@ def test_new_images_and_classes_never_retrace(tiny_flexible):
     adapter = ModelAdapter(tiny_flexible)  # its own: every trace counted below is one of ours
 
     def first_then_again(view, first, *again):
-        """One compiled function (one trace) per method; later calls add neither."""
+        """At most one new compiled function (one trace) per method — the gradient methods
+        share one per layer, the input-gradient ones one per output; later calls add none."""
         traces = adapter.trace_count
         view(*first)
         made = adapter.trace_count
-        assert made == traces + 1
+        assert made <= traces + 1
         keys = adapter.compiled_keys
         for args in again:
             view(*args)
@@ -709,14 +710,19 @@ def test_deconvnet_max_breaks_relu6_ties_toward_the_strongest_region(keras):
 def test_methods_are_registered_objects_in_order():
     cams, saliencies = registry.methods("cam"), registry.methods("saliency")
     assert CAM_METHODS == tuple(m.name for m in cams) == (
-        "gradcam", "gradcam++", "scorecam", "layercam",
+        "gradcam", "gradcam++", "scorecam", "layercam", "hirescam", "gradcam_elementwise",
+        "xgradcam", "ablationcam", "eigencam", "eigengradcam",
     )  # fmt: skip
     assert SALIENCY_METHODS == tuple(m.name for m in saliencies) == (
-        "vanilla", "smoothgrad", "guided_backprop", "guided_gradcam",
+        "vanilla", "smoothgrad", "guided_backprop", "guided_gradcam", "integrated_gradients",
+        "occlusion",
     )  # fmt: skip
     for method in (*cams, *saliencies):
         assert registry.get(method.kind, method.name) is method
-        assert re.fullmatch(r"[A-Z][a-z]+ et al\. 20\d\d, \S.+", method.paper), method.paper
+        # Two-author papers are cited "Draelos and Carin 2020", others "Jiang et al. 2021".
+        assert re.fullmatch(
+            r"[A-Z][a-z]+ (et al\.|and [A-Z][a-z]+) 20\d\d, \S.+", method.paper
+        ), method.paper
         assert method.label and callable(method.compute)
     assert all(m.kind == "cam" and m.needs_layer for m in cams)
     assert [m.name for m in saliencies if m.needs_layer] == ["guided_gradcam"]
@@ -725,7 +731,7 @@ def test_methods_are_registered_objects_in_order():
 def test_registry_refuses_unknown_names_and_second_registrations():
     with pytest.raises(
         CnnVizError,
-        match=r"^Unknown saliency method 'smoothgard'\. Did you mean 'smoothgrad'\? Choose one of 'vanilla', 'smoothgrad', 'guided_backprop', 'guided_gradcam'\.$",
+        match=r"^Unknown saliency method 'smoothgard'\. Did you mean 'smoothgrad'\? Choose one of 'vanilla', 'smoothgrad', 'guided_backprop', 'guided_gradcam', 'integrated_gradients', 'occlusion'\.$",
     ):
         registry.get("saliency", "smoothgard")
     with pytest.raises(

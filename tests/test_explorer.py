@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets import ascent
+from cnnviz_widgets import ascent, render
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.engine.adapter import adapter_for
 from cnnviz_widgets.widgets.explorer import Explorer
@@ -75,5 +75,5 @@ def test_saved_notebook_shows_the_current_tab(explorer):
     assert explorer.cam.wait(30)
     bundle = explorer._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert base64.b64decode(data["image/png"]) == explorer.cam.png
+    assert base64.b64decode(data["image/png"]) == render.encode_png(explorer.cam.static_rgb())
     np.testing.assert_array_equal(explorer.rgb, explorer.cam.rgb)

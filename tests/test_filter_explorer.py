@@ -45,7 +45,7 @@ def explorer(wide_model):
 def test_first_page_equals_a_direct_filter_ascent(explorer, wide_model):
     want = fa.filter_ascent(wide_model, "conv2", range(16), cache=False, **SETTINGS)
     np.testing.assert_allclose(explorer.images, want, atol=1e-6)
-    grid, _ = render.image_grid(want, range(16), columns=8, tile_min_side=64)
+    grid = render.number_tiles(*render.image_grid(want, range(16), columns=8, tile_min_side=64))
     np.testing.assert_array_equal(explorer.rgb, grid)
     assert explorer.view.value == explorer.png
     assert (explorer.progress_bar.value, explorer.progress_bar.max) == (16, 16)

@@ -44,7 +44,9 @@ from notebook_runner import (
     write_kernelspec,
 )
 
-pytestmark = pytest.mark.notebooks
+# Executing notebooks takes minutes: those tests are marked; the checks of the stored files
+# (outputs present and made from the current code) take milliseconds and always run.
+executes = pytest.mark.notebooks
 
 EXPECTED = [
     "00_quickstart.ipynb",
@@ -53,6 +55,10 @@ EXPECTED = [
     "03_class_activation.ipynb",
     "04_your_model.ipynb",
 ]
+
+# Every tutorial also in Simplified Chinese (notebooks/zh/), executed and checked the same way.
+ZH_NOTEBOOKS = sorted(f"zh/{p.name}" for p in (NOTEBOOK_DIR / "zh").glob("*.ipynb"))
+ALL_NOTEBOOKS = NOTEBOOKS + ZH_NOTEBOOKS
 
 KERNEL_NAME = "cnnviz-notebook-test"
 TOTAL_TARGET = 300  # seconds for notebooks 00–04 together on 2 CPU cores, steps capped
@@ -96,7 +102,7 @@ def _execute(name: str, root: Path) -> Run:
     print(f"\n{name}: executed in {seconds:.1f} s")
     keep = os.environ.get("CNNVIZ_EXECUTED_NOTEBOOKS")
     if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / name).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, Path(keep) / name)
     _RUNS[name] = Run(nb, seconds)
     return _RUNS[name]
@@ -138,25 +144,62 @@ def _first_line(cell) -> str:
 def test_every_expected_notebook_is_there():
     missing = [n for n in EXPECTED if n not in NOTEBOOKS]
     assert not missing, f"missing notebooks: {missing}"
+    lessons = [n for n in NOTEBOOKS if n.startswith("lesson")]
+    untranslated = [n for n in EXPECTED + lessons if f"zh/{n}" not in ZH_NOTEBOOKS]
+    assert len(lessons) == 4, f"lesson notebooks: {lessons}"
+    assert not untranslated, f"no Chinese version in notebooks/zh/: {untranslated}"
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_is_committed_without_outputs(name):
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
+def test_notebook_is_stored_with_outputs_of_its_current_code(name):
+    """Stored executed (``make notebooks``): every code cell ran, its outputs were made from
+    its current source (hash in the cell's metadata), and pictures are there as PNG."""
     import nbformat
+    from save_notebooks import source_hash
 
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
     nbformat.validate(nb)
-    dirty = [
-        i
-        for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
-    ]
-    assert not dirty, f"{name}: cells {dirty} have outputs; clear them before committing"
-    assert "widgets" not in nb.metadata, f"{name}: saved widget state; clear outputs"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert "widgets" not in nb.metadata, f"{name}: widget state stored; run `make notebooks`"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    not_run = [i for i, c in enumerate(code) if c.execution_count is None]
+    assert not not_run, f"{name}: code cells {not_run} have no outputs; run `make notebooks`"
+    stale = [
+        i
+        for i, c in enumerate(code)
+        if c.metadata.get("cnnviz", {}).get("source_sha256") != source_hash(c.source)
+    ]
+    assert not stale, (
+        f"{name}: code cells {stale} changed after their outputs were made; run `make notebooks`"
+    )
+    for i, cell in enumerate(code):
+        where = f"{name}, cell {i} ({_first_line(cell)!r})"
+        assert not [o for o in cell.outputs if o.output_type == "error"], f"{where}: error stored"
+        streams = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        for noise in ("absl::InitializeLog", "cpu_feature_guard", "oneDNN custom operations"):
+            assert noise not in streams, f"{where}: TensorFlow's start-up line stored: {noise}"
+        tags = cell.get("metadata", {}).get("tags", [])
+        if {"widget", "figure", "image"} & set(tags):
+            pngs = [b[PNG] for b in _bundles(cell) if PNG in b]
+            assert pngs, f"{where}: no picture stored"
+            for png in pngs:
+                _check_png(png, where)
+        for bundle in _bundles(cell):
+            assert WIDGET_VIEW not in bundle, f"{where}: a live-widget output was stored"
+            text = bundle.get("text/plain", "")
+            assert "children=(" not in text, f"{where}: unreadable text form stored: {text[:80]}"
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_stale_cell_is_detected():
+    """The staleness check compares hashes of the exact source: one changed character counts."""
+    from save_notebooks import source_hash
+
+    assert source_hash(["a = 1\n", "a"]) == source_hash("a = 1\na")
+    assert source_hash("ex.channel = 4") != source_hash("ex.channel = 5")
+
+
+@executes
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_notebook_runs_and_shows_its_pictures(name, notebook_env):
     run = _execute(name, notebook_env)
     nb = run.notebook
@@ -192,6 +235,7 @@ def test_notebook_runs_and_shows_its_pictures(name, notebook_env):
 
 
 # ------------------------------------------------------------------------ what they must print
+@executes
 def test_01_digit_network_trains_past_90_percent(notebook_env):
     nb = _execute("01_activations.ipynb", notebook_env).notebook
     (cell,) = _tagged(nb, "train")
@@ -204,6 +248,7 @@ def test_01_digit_network_trains_past_90_percent(notebook_env):
     assert float(untrained[1]) < 0.5
 
 
+@executes
 def test_03_maps_find_the_cat_and_the_espresso(notebook_env):
     nb = _execute("03_class_activation.ipynb", notebook_env).notebook
     (cell,) = _tagged(nb, "localisation")
@@ -220,6 +265,7 @@ def test_03_maps_find_the_cat_and_the_espresso(notebook_env):
     assert float(coffee[1]) > 0.8
 
 
+@executes
 def test_04_online_cell_skips_offline(notebook_env):
     nb = _execute("04_your_model.ipynb", notebook_env).notebook
     (cell,) = _tagged(nb, "online")
@@ -227,6 +273,7 @@ def test_04_online_cell_skips_offline(notebook_env):
     assert not _bundles(cell), "the offline branch must not display anything"
 
 
+@executes
 def test_02_filter_ascent_is_capped_in_ci(notebook_env):
     nb = _execute("02_filters.ipynb", notebook_env).notebook
     text = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
@@ -234,6 +281,7 @@ def test_02_filter_ascent_is_capped_in_ci(notebook_env):
 
 
 # ------------------------------------------------------------------------------- total time
+@executes
 def test_total_time_of_notebooks_00_to_04(notebook_env):
     times = {name: _execute(name, notebook_env).seconds for name in EXPECTED}
     total = sum(times.values())

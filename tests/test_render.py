@@ -602,14 +602,14 @@ def test_image_grid_refuses_wrong_shapes_and_label_counts() -> None:
 
 def test_package_re_exports_each_submodule_name() -> None:
     import cnnviz_widgets.render as render
-    from cnnviz_widgets.render import color, kernels, layout, png
+    from cnnviz_widgets.render import color, kernels, labels, layout, png
 
-    for module in (color, layout, png, kernels):
+    for module in (color, layout, png, kernels, labels):
         for name in module.__all__:
             assert getattr(render, name) is getattr(module, name), (module.__name__, name)
             assert name in render.__all__
     assert sorted(render.__all__) == sorted(
-        {*color.__all__, *layout.__all__, *png.__all__, *kernels.__all__}
+        {*color.__all__, *layout.__all__, *png.__all__, *kernels.__all__, *labels.__all__}
     )
     assert render.PNG_SIGNATURE == PNG_SIGNATURE
 

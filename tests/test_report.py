@@ -86,7 +86,7 @@ def test_command_line_writes_the_report_and_explains_errors(model_file, tmp_path
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out)
-    assert "4/4 wrote" in done.stderr
+    assert re.search(r"wrote .*cli\.html: 100%\|[^|]*\| 4/4 ", done.stderr)  # a tqdm bar
     assert re.findall(r"<h2>Feature maps: (.*?)</h2>", out.read_text()) == ["conv1", "conv2"]
     bad = subprocess.run(
         [*args[:-2], "--layers", "conv9"], capture_output=True, text=True, cwd=ROOT, timeout=300

@@ -36,6 +36,7 @@ import numpy as np
 from ..engine import backend
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import Cancelled, CnnVizError, ModelError, check_int
+from ..progress import bar as progress_bar
 from . import results
 from .objectives import Objective, as_objectives, channel, layer_name
 from .param import random_draws, start_params, to_image, transforms
@@ -157,6 +158,7 @@ def _run(
     cancel: Any,
     preprocess: Preprocess | None,
     cache: bool,
+    progress: bool = True,
 ) -> np.ndarray:
     """What :func:`optimize_image` does once its arguments are checked."""
     adapter = adapter_for(model, preprocess=preprocess)
@@ -193,25 +195,33 @@ def _run(
         return out
 
     group_list = list(groups.values())
-    for g, group in enumerate(group_list):
+    # A tqdm.auto bar for calls from Python, shown once the run has taken a second.
+    steps_bar = progress_bar(len(group_list) * settings.steps, f"filter ascent ({n})", progress)
+    try:
+        for g, group in enumerate(group_list):
 
-        def report(done: int, total: int, frames: dict[int, np.ndarray] | None, g=g, group=group):
-            if on_step is None:
-                return
-            images = None
-            if frames is not None:
-                images = current({slot: frames[j] for j, o in enumerate(group) for slot in todo[o]})
-            # Several groups run one after another: report one continuous count.
-            on_step(g * total + done, len(group_list) * total, images)
+            def report(done: int, total: int, frames: dict | None, g=g, group=group) -> None:
+                steps_bar.update(1)
+                if on_step is None:
+                    return
+                images = None
+                if frames is not None:
+                    slots = {slot: frames[j] for j, o in enumerate(group) for slot in todo[o]}
+                    images = current(slots)
+                # Several groups run one after another: report one continuous count.
+                on_step(g * total + done, len(group_list) * total, images)
 
-        computed = _optimise(
-            adapter, group, settings, report=report, cancel=cancel, streaming=on_step is not None
-        )
-        for objective, image in zip(group, computed, strict=True):
-            for i in todo[objective]:
-                found[i] = image
-            if cache:
-                results.store(keys[todo[objective][0]], image)
+            computed = _optimise(
+                adapter, group, settings, report=report, cancel=cancel,
+                streaming=on_step is not None,
+            )  # fmt: skip
+            for objective, image in zip(group, computed, strict=True):
+                for i in todo[objective]:
+                    found[i] = image
+                if cache:
+                    results.store(keys[todo[objective][0]], image)
+    finally:
+        steps_bar.close()
     if not todo and on_step is not None:
         on_step(settings.steps, settings.steps, current({}))
     return np.stack([r.astype(np.float32) / 255.0 for r in found])
@@ -226,6 +236,7 @@ def optimize_image(
     cancel: threading.Event | Callable[[], bool] | None = None,
     preprocess: Preprocess | None = None,
     cache: bool = True,
+    progress: bool = True,
     **options: Any,
 ) -> np.ndarray:
     """Images that maximise objectives: one image per objective, optimised in batches.
@@ -260,6 +271,7 @@ def optimize_image(
         cancel=cancel,
         preprocess=preprocess,
         cache=cache,
+        progress=progress,
     )
 
 
@@ -273,6 +285,7 @@ def filter_ascent(
     cancel: threading.Event | Callable[[], bool] | None = None,
     preprocess: Preprocess | None = None,
     cache: bool = True,
+    progress: bool = True,
     **options: Any,
 ) -> np.ndarray:
     """Synthesise, for each channel, the image that excites it most (activation maximisation).
@@ -329,6 +342,9 @@ def filter_ascent(
         optimisation, so it must use TensorFlow / ``keras.ops`` operations.
     cache : bool, default True
         Read and write the result cache (memory and :func:`cache_dir`).
+    progress : bool, default True
+        Show a ``tqdm.auto`` bar of the steps once the run has taken a second (a widget bar in
+        a notebook, a text bar in a terminal); False shows nothing.
 
     Returns
     -------
@@ -372,6 +388,7 @@ def filter_ascent(
         cancel=cancel,
         preprocess=preprocess,
         cache=cache,
+        progress=progress,
     )
 
 

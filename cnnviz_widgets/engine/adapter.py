@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LayerError, ModelError, close_matches
+from ..errors import LayerError, ModelError, no_layer_message, not_spatial_message
 from ..images import PreparedImage, load_image, resize_image, to_channels
 from . import heads
 from .backend import compile, tensorflow, trace_count
@@ -174,19 +174,11 @@ class ModelAdapter:
                 raise LayerError(f"Layer name {layer!r} is ambiguous: {tails}. Use the full path.")
         choices = self.layer_paths if spatial else list(self._by_path)
         if path is None:
-            matches = close_matches(layer, choices)
-            hint = f" Did you mean: {', '.join(repr(m) for m in matches)}?" if matches else ""
-            raise LayerError(
-                f"No layer {layer!r} in model {self.model.name!r}.{hint} "
-                f"See layer_paths(model) for all {len(choices)} layers with feature maps."
-            )
+            raise LayerError(no_layer_message(layer, self.model.name, choices))
         info = self._by_path[path]
         if spatial and not info.spatial:
-            raise LayerError(
-                f"Layer {path!r} ({info.class_name}) has output shape {info.output_shape}, not a "
-                "spatial (height, width, channels) feature map, so there is nothing to draw. "
-                f"Pick a convolutional layer, e.g. the last one: {self.layer_paths[-1]!r}."
-            )
+            last = self.layer_paths[-1]
+            raise LayerError(not_spatial_message(path, info.class_name, info.output_shape, last))
         return path
 
     # ------------------------------------------------------------------ images
@@ -272,7 +264,7 @@ class ModelAdapter:
                 features, _ = self.forward(batch, paths)
                 return [tf.cast(f, tf.float32) for f in features]
 
-            return compile(outputs, [self.input_spec()])
+            return compile(outputs, [self.input_spec()], warm=True)
 
         return self.traced(("activations", paths), build)
 

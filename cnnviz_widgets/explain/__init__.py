@@ -2,11 +2,18 @@
 
 * :func:`predict_top` (:mod:`.predictions`) — the classes the model ranks highest;
 * :func:`grad_cam` (:mod:`.cam`) — where in the image the evidence for a class lies: Grad-CAM,
-  Grad-CAM++, Score-CAM and LayerCAM;
+  Grad-CAM++, Score-CAM, LayerCAM, HiResCAM, element-wise Grad-CAM, XGrad-CAM, AblationCAM,
+  Eigen-CAM and EigenGrad-CAM, each with eigen smoothing and test-time augmentation
+  (:mod:`.smoothing`); the gradient ones share one cached (features, gradient) pair per layer
+  (:mod:`.gradients`), the per-channel ones run stoppable batches (:mod:`.batched`);
 * :func:`saliency` (:mod:`.saliency`) — which pixels the class score is most sensitive to:
-  vanilla gradients, SmoothGrad, guided backpropagation and guided Grad-CAM;
+  vanilla gradients, SmoothGrad, guided backpropagation, guided Grad-CAM, integrated gradients
+  and occlusion (:mod:`.attribution`);
 * :func:`deconvnet` (:mod:`.deconvnet`) — what one channel responds to, projected to pixels;
-  :func:`normalize_signed` turns such signed arrays into pictures.
+  :func:`normalize_signed` turns such signed arrays into pictures;
+* :func:`faithfulness` and :func:`randomization_check` (:mod:`.trust`) — whether a map deserves
+  trust; :func:`channel_attribution` (:mod:`.drilldown`) — the channels behind one spot;
+  :func:`compare_methods` and :func:`compare_images` (:mod:`.gallery`) — maps side by side.
 
 The methods of :func:`grad_cam` and :func:`saliency` live in :mod:`.registry`
 (``registry.methods("cam")``); the shared bookkeeping (class head, class, layer) is in
@@ -29,22 +36,30 @@ from __future__ import annotations
 from . import registry
 from .cam import CAM_METHODS, grad_cam
 from .deconvnet import deconvnet
+from .drilldown import channel_attribution
+from .gallery import compare_images, compare_methods
 from .predictions import predict_top
 from .relu_rules import deconvnet_relu, guided_relu
 from .saliency import SALIENCY_METHODS, normalize_signed, saliency
 from .targets import default_cam_layer, evidence
+from .trust import faithfulness, randomization_check
 
 __all__ = [
     "CAM_METHODS",
     "SALIENCY_METHODS",
+    "channel_attribution",
+    "compare_images",
+    "compare_methods",
     "deconvnet",
     "deconvnet_relu",
     "default_cam_layer",
     "evidence",
+    "faithfulness",
     "grad_cam",
     "guided_relu",
     "normalize_signed",
     "predict_top",
+    "randomization_check",
     "registry",
     "saliency",
 ]

@@ -9,13 +9,19 @@ map, ``relu(Σ_k w_k A_k)``. The methods differ only in the weights, so each is 
   coefficients;
 * ``"layercam"`` — Jiang et al. 2021: every position by its own positive gradient;
 * ``"scorecam"`` — Wang et al. 2020: gradient-free, how much each channel's map, used as a mask
-  on the input, raises the class probability.
+  on the input, raises the class probability;
+* ``"hirescam"``, ``"gradcam_elementwise"``, ``"xgradcam"``, ``"eigengradcam"`` — other
+  weighings of the same gradients; ``"eigencam"`` — the maps' principal component;
+  ``"ablationcam"`` — how much the class logit drops without each channel.
 
 Gradients are always taken of the **logits** (the scores before the head's softmax or sigmoid,
 which the adapter leaves out on the fly): after a saturated softmax they would all but vanish.
-Each (layer, method, output) runs as one compiled function kept by the adapter, with the image
-batch and the class as tensor arguments, so new images, classes and (for models that take any
-size) image sizes never retrace. TensorFlow is imported inside the functions only.
+The gradient methods are numpy arithmetic on one (feature map, gradient) pair per (image,
+layer, class, output) — :mod:`.gradients` computes it with one compiled function per layer and
+keeps it in the shared cache — so trying another method at a layer costs milliseconds. Score-CAM
+and AblationCAM run batches from Python (:mod:`.batched`) so they can be stopped. Every method
+takes ``eigen_smooth`` and ``aug_smooth`` (:mod:`.smoothing`). TensorFlow is imported inside the
+functions only.
 
 Examples
 --------
@@ -28,134 +34,72 @@ Examples
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..engine.adapter import ModelAdapter, Preprocess
-from ..engine.backend import compile, tensorflow
-from ..errors import LayerError, check_positive
+from ..cache import ActivationCache
+from ..engine.adapter import Preprocess
+from ..progress import Cancel
 from . import registry
+from .batched import SCORECAM_BATCH, SCORECAM_CHANNELS, ablation_cam, score_cam
+from .gradients import LayerGradients, layer_gradients
 from .registry import Method
-from .targets import (
-    KEY,
-    Head,
-    Target,
-    adapter_of,
-    cam_layer,
-    class_head,
-    class_number,
-    class_score,
-    deepest_spatial_layer,
-    no_gradient_error,
-    pick_class,
-    probabilities,
-    to_size,
-    to_unit,
-)
+from .smoothing import principal_projection, smooth_over_views
+from .targets import Target, adapter_of, cam_layer, class_head, class_number, to_size, to_unit
 
-__all__ = ["CAM_METHODS", "SCORECAM_BATCH", "SCORECAM_CHANNELS", "grad_cam", "gradcam_function"]
-
-#: Score-CAM runs one forward pass per channel; a 1280-channel layer would take ~10 s on a laptop
-#: CPU. By default the channels whose maps vary most over the image are kept (a flat map masks
-#: the image uniformly and says nothing about *where*), as in "Faster Score-CAM".
-SCORECAM_CHANNELS = 128
-#: Masked copies of the image per forward pass: enough to keep both CPU cores busy, few enough
-#: for a 224 px EfficientNet's activations to stay in the hundreds of MB.
-SCORECAM_BATCH = 32
+__all__ = ["CAM_METHODS", "SCORECAM_BATCH", "SCORECAM_CHANNELS", "below_noise", "grad_cam"]
 
 
 # ------------------------------------------------------------------ gradient-weighted CAMs
-# Each takes the feature maps and their class-score gradients, both float32 (N, h, w, K), and
-# returns the maps (N, h, w) before scaling.
-def _gradcam(features: Any, grads: Any) -> Any:
-    tf = tensorflow()
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+# Each takes the feature maps A and their class-logit gradients g, float32 (h, w, K) twice,
+# and returns the weighted maps (h, w, K) whose channel sum is the map before its ReLU.
+def _gradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return a * g.mean(axis=(0, 1))
 
 
-def _gradcam_plus_plus(features: Any, grads: Any) -> Any:
-    tf = tensorflow()
+def _gradcam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     # Eq. 19 with the exponential trick: for Y = exp(S) the 2nd and 3rd derivatives of Y are
     # exp(S)·g² and exp(S)·g³, and exp(S) cancels in alpha (and is a common positive factor in
     # the weights, which the final scaling removes).
-    g2 = tf.square(grads)
-    g3 = g2 * grads
-    total = tf.reduce_sum(features, axis=(1, 2), keepdims=True)
-    alpha = tf.math.divide_no_nan(g2, 2.0 * g2 + total * g3)
-    weights = tf.reduce_sum(alpha * tf.nn.relu(grads), axis=(1, 2), keepdims=True)
-    return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+    g2 = g * g
+    denominator = 2.0 * g2 + a.sum(axis=(0, 1)) * (g2 * g)
+    alpha = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0.0)
+    return a * (alpha * np.maximum(g, 0.0)).sum(axis=(0, 1))
 
 
-def _layercam(features: Any, grads: Any) -> Any:
-    tf = tensorflow()
+def _layercam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     # Per-position weights keep fine detail, and a region whose activations cannot reach the
     # score gets nothing at all (Grad-CAM's global weights would spread onto it).
-    return tf.nn.relu(tf.reduce_sum(tf.nn.relu(grads) * features, axis=-1))
+    return np.maximum(g, 0.0) * a
 
 
-@dataclass(frozen=True)
-class GradientCam:
-    """``compute`` of a CAM that weighs the feature maps with their class-score gradients.
+def _hirescam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    # Grad-CAM averages g over positions before multiplying; HiResCAM keeps each position's own
+    # gradient, so the map is exactly what each position adds to the score's linearisation.
+    return g * a
 
-    Attributes
-    ----------
-    name : str
-        The method's registered name (part of the compiled function's key).
-    combine : callable
-        ``combine(features, grads) -> maps``: float32 (N, h, w, K) twice → (N, h, w).
-    """
 
-    name: str
-    combine: Callable[[Any, Any], Any]
+def _gradcam_elementwise(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    # HiResCAM with each channel's contribution rectified before the sum: a channel that
+    # speaks against the class cannot cancel one that speaks for it.
+    return np.maximum(g * a, 0.0)
 
-    def function(self, adapter: ModelAdapter, path: str, head: Head) -> Any:
-        """The compiled ``(batch, class_index) -> (maps (N, h, w), class (N,), scale (N,))``.
 
-        ``scale`` bounds what the weighted sum could reach at one position (for
-        :func:`below_noise`).
+def _xgradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    # Weights are the gradients averaged with the channel's own activations as the weights
+    # (Fu et al.'s sensitivity and conservation axioms); a silent channel weighs 0.
+    total = a.sum(axis=(0, 1))
+    weights = np.divide((g * a).sum(axis=(0, 1)), total, out=np.zeros_like(total),
+                        where=total != 0.0)  # fmt: skip
+    return a * weights
 
-        Made once per adapter, layer and output. ``class_index`` −1 means each image's top
-        class. Tracing raises :class:`LayerError` if ``path`` does not feed the head.
-        """
-        key = (KEY, "cam", path, self.name, head.index)
-        return adapter.traced(key, lambda: self._build(adapter, path, head))
 
-    def _build(self, adapter: ModelAdapter, path: str, head: Head) -> Any:
-        tf = tensorflow()
-
-        def cam(batch: Any, class_index: Any) -> tuple[Any, Any]:
-            # Only the ops after the feature map are recorded: the backward pass stops there.
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                (features,), logits = adapter.forward(
-                    batch, [path], logits=True, output=head.index, watch=tape.watch
-                )
-                target = pick_class(logits, class_index)
-                score = class_score(logits, target)
-            grads = tape.gradient(score, features)
-            if grads is None:
-                raise no_gradient_error(adapter, path, head, batch)
-            # Mixed precision computes the features (and so their gradients) in float16.
-            features = tf.cast(features, tf.float32)
-            grads = tf.cast(grads, tf.float32)
-            maps = self.combine(features, grads)
-            # The largest value any of these weighted sums could reach at one position: the map
-            # is float noise when it stays a tiny fraction of it (see below_noise).
-            scale = tf.reduce_max(tf.reduce_sum(tf.abs(features), axis=-1), axis=(1, 2))
-            scale *= tf.reduce_max(tf.abs(grads), axis=(1, 2, 3)) * tf.cast(
-                tf.shape(features)[1] * tf.shape(features)[2], tf.float32
-            )
-            return maps, target, scale
-
-        return compile(cam, [adapter.input_spec(), tf.TensorSpec((), tf.int32)])
-
-    def __call__(self, target: Target, **options: Any) -> np.ndarray:
-        function = self.function(target.adapter, target.layer, target.head)
-        heatmap, _, scale = function(target.batch, target.class_index)
-        return below_noise(heatmap[0].numpy(), float(scale[0]))
+def _eigencam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return a  # gradient-free: the maps themselves, always projected
 
 
 #: A map whose peak is below this share of the largest sum it could reach is rounding noise:
@@ -174,108 +118,79 @@ def below_noise(heatmap: np.ndarray, scale: float) -> np.ndarray:
     return heatmap
 
 
-_GRADCAM = GradientCam("gradcam", _gradcam)
+def _finish(weighted: np.ndarray, scale: float, project: bool) -> np.ndarray:
+    """``relu`` of the channel sum (or of the principal component) of the weighted maps."""
+    if project:
+        heatmap = principal_projection(weighted)
+        # |projection| ≤ the norm of a centred row ≤ twice its largest absolute sum.
+        scale = max(scale, 2.0 * float(np.abs(weighted).sum(axis=-1).max(initial=0.0)))
+    else:
+        heatmap = weighted.sum(axis=-1, dtype=np.float32)
+    return below_noise(np.maximum(heatmap, 0.0).astype(np.float32), scale)
 
 
-def gradcam_function(adapter: ModelAdapter, path: str, head: Head) -> Any:
-    """Grad-CAM's compiled function for ``path`` (see :meth:`GradientCam.function`).
+@dataclass(frozen=True)
+class CamMethod:
+    """``compute`` of a class activation map: weighted feature maps, then one map.
 
-    For methods that build on the Grad-CAM map inside their own graph (guided Grad-CAM).
+    Attributes
+    ----------
+    weigh : callable
+        ``weigh(target, **options) -> (weighted (h, w, K), noise scale)``.
+    project : bool
+        Always take the principal component (Eigen-CAM, EigenGradCAM), not the channel sum.
+
+    Notes
+    -----
+    Options every CAM takes: ``eigen_smooth`` (the principal component of the weighted maps
+    instead of their sum) and ``aug_smooth`` (the mean over flipped and zoomed views, see
+    :mod:`.smoothing`). With ``aug_smooth`` the map comes at the model input's resolution,
+    otherwise at the layer's.
     """
-    return _GRADCAM.function(adapter, path, head)
+
+    weigh: Callable[..., tuple[np.ndarray, float]]
+    project: bool = False
+
+    def __call__(
+        self, target: Target, *, eigen_smooth: bool = False, aug_smooth: bool = False,
+        **options: Any,
+    ) -> np.ndarray:  # fmt: skip
+        if aug_smooth:
+            # The class is decided on the image itself, then explained in every view.
+            chosen = layer_gradients(target, cache=options.get("cache")).class_index
+            size = target.batch.shape[1:3]
+
+            def view(batch: np.ndarray) -> np.ndarray:
+                seen = dataclasses.replace(target, batch=batch, class_index=chosen, image_key=None)
+                return self(seen, eigen_smooth=eigen_smooth, **options)
+
+            return smooth_over_views(target.batch, size, view)
+        weighted, scale = self.weigh(target, **options)
+        return _finish(weighted, scale, self.project or eigen_smooth)
 
 
-# ------------------------------------------------------------------ Score-CAM
-def _score_cam(
-    target: Target,
-    *,
-    max_channels: int | None = SCORECAM_CHANNELS,
-    batch_size: int = SCORECAM_BATCH,
-    **options: Any,
-) -> np.ndarray:
-    if max_channels is not None:
-        max_channels = check_positive(max_channels, "max_channels")
-    batch_size = check_positive(batch_size, "batch_size")
-    adapter, path, head = target.adapter, target.layer, target.head
-    key = (KEY, "cam", path, "scorecam", head.index, max_channels, batch_size)
-    function = adapter.traced(
-        key, lambda: _build_score_cam(adapter, path, head, max_channels, batch_size)
-    )
-    heatmap, _ = function(target.batch, target.class_index)
-    return heatmap[0].numpy()
+def _from_gradients(
+    combine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[..., tuple[np.ndarray, float]]:
+    """A ``weigh`` that is numpy arithmetic on the cached (features, gradient) pair."""
+
+    def weigh(
+        target: Target, *, cache: ActivationCache | None = None, **options: Any
+    ) -> tuple[np.ndarray, float]:
+        pair: LayerGradients = layer_gradients(target, cache=cache)
+        weighted = combine(pair.features, pair.grads)
+        # Gradients of the logits are exact; rounding enters only where the channel sum
+        # cancels, so the sum of the terms' magnitudes is the scale noise is judged against (a
+        # bound with max|g|·h·w zeroed real maps of max-pooled heads, whose gradient is sparse).
+        magnitude = float(np.abs(weighted).sum(axis=-1, dtype=np.float64).max(initial=0.0))
+        return weighted, magnitude
+
+    return weigh
 
 
-def _build_score_cam(
-    adapter: ModelAdapter, path: str, head: Head, max_channels: int | None, batch_size: int
-) -> Any:
-    tf = tensorflow()
-    channels = adapter.layer_info(path).channels
-    if channels is None:
-        raise LayerError(
-            f"Layer {path!r} has an unknown number of channels; Score-CAM needs it. Pick "
-            f"another layer, e.g. {deepest_spatial_layer(adapter)!r}."
-        )
-    kept = channels if max_channels is None else min(channels, max_channels)
-    # Equal chunks (e.g. 100 masks → 4 × 25, not 3 × 32 + 4) so that one traced loop body fits
-    # all, with at most chunks-1 padding masks.
-    chunks = math.ceil(kept / batch_size)
-    per_chunk = math.ceil(kept / chunks)
-    padded = chunks * per_chunk
-
-    def probability(inputs: Any, target: Any) -> Any:
-        _, logits = adapter.forward(inputs, logits=True, output=head.index)
-        return tf.gather(probabilities(logits, head.activation), target, axis=1)
-
-    def cam(batch: Any, class_index: Any) -> tuple[Any, Any]:
-        batch = batch[:1]  # one image: the masked copies are the batch
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            (features,), logits = adapter.forward(
-                batch, [path], logits=True, output=head.index, watch=tape.watch
-            )
-        # Only a trace-time check that the layer feeds the head: the gradient is never used,
-        # so tf.function prunes it from the graph.
-        if tape.gradient(logits, features) is None:
-            raise no_gradient_error(adapter, path, head, batch)
-        target = pick_class(logits, class_index)
-        maps = tf.cast(features[0], tf.float32)  # (h, w, K)
-        if kept < channels:
-            spread = tf.math.reduce_std(maps, axis=(0, 1))
-            maps = tf.gather(maps, tf.math.top_k(spread, k=kept).indices, axis=-1)
-        # (chunks, per_chunk, h, w, 1): one mask per channel; zero maps pad the last chunk.
-        stacked = tf.transpose(maps, (2, 0, 1))[..., tf.newaxis]
-        stacked = tf.pad(stacked, [[0, padded - kept], [0, 0], [0, 0], [0, 0]])
-        stacked = tf.reshape(stacked, tf.concat([[chunks, per_chunk], tf.shape(stacked)[1:]], 0))
-        size = tf.shape(batch)[1:3]
-
-        def masked_scores(chunk: Any) -> Any:
-            # The half-pixel-centre bilinear resize_image uses when enlarging (PIL cannot run
-            # inside the graph).
-            upsampled = tf.image.resize(chunk, size, method="bilinear")
-            low = tf.reduce_min(upsampled, axis=(1, 2, 3), keepdims=True)
-            high = tf.reduce_max(upsampled, axis=(1, 2, 3), keepdims=True)
-            masks = tf.math.divide_no_nan(upsampled - low, high - low)  # each in [0, 1]
-            # Masks multiply the model input (after any preprocess=), so a masked-out pixel is
-            # whatever 0 means to the model: black for raw pixels, the mean for centred inputs.
-            return probability(batch * masks, target)[:, 0]
-
-        scores = tf.map_fn(
-            masked_scores,
-            stacked,
-            fn_output_signature=tf.TensorSpec((per_chunk,), tf.float32),
-            parallel_iterations=1,  # one chunk in memory at a time
-        )
-        scores = tf.reshape(scores, (-1,))[:kept]
-        # The weight is the increase over the baseline input (everything masked out), so a
-        # channel that masks the class away does not count for it.
-        baseline = probability(tf.zeros_like(batch), target)[0, 0]
-        weights = scores - baseline
-        # Differences at the level of float32 rounding of the scores are no evidence (a dead
-        # network's probabilities differ by ~1e-9); they would be stretched into a full map.
-        level = tf.maximum(tf.reduce_max(tf.abs(scores)), tf.abs(baseline))
-        weights = tf.where(tf.reduce_max(tf.abs(weights)) > 64 * 1.2e-7 * level, weights, 0.0)
-        return tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[tf.newaxis], target
-
-    return compile(cam, [adapter.input_spec(), tf.TensorSpec((), tf.int32)])
+def _from_features(target: Target, *, cache: ActivationCache | None = None, **options: Any):
+    pair = layer_gradients(target, cache=cache)
+    return pair.features, 0.0
 
 
 # ------------------------------------------------------------------ the registry
@@ -288,27 +203,67 @@ _cam(
     "Grad-CAM",
     "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via "
     "Gradient-based Localization",
-    _GRADCAM,
+    CamMethod(_from_gradients(_gradcam)),
 )
 _cam(
     "gradcam++",
     "Grad-CAM++",
     "Chattopadhay et al. 2018, Grad-CAM++: Generalized Gradient-based Visual Explanations for "
     "Deep Convolutional Networks",
-    GradientCam("gradcam++", _gradcam_plus_plus),
+    CamMethod(_from_gradients(_gradcam_plus_plus)),
 )
 _cam(
     "scorecam",
     "Score-CAM",
     "Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural "
     "Networks",
-    _score_cam,
+    CamMethod(score_cam),
 )
 _cam(
     "layercam",
     "LayerCAM",
     "Jiang et al. 2021, LayerCAM: Exploring Hierarchical Class Activation Maps for Localization",
-    GradientCam("layercam", _layercam),
+    CamMethod(_from_gradients(_layercam)),
+)
+_cam(
+    "hirescam",
+    "HiResCAM",
+    "Draelos and Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations of "
+    "convolutional neural networks",
+    CamMethod(_from_gradients(_hirescam)),
+)
+_cam(
+    "gradcam_elementwise",
+    "Grad-CAM element-wise",
+    "Gildenblat et al. 2021, pytorch-grad-cam: Advanced AI explainability for PyTorch "
+    "(GradCAMElementWise, after HiResCAM)",
+    CamMethod(_from_gradients(_gradcam_elementwise)),
+)
+_cam(
+    "xgradcam",
+    "XGrad-CAM",
+    "Fu et al. 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs",
+    CamMethod(_from_gradients(_xgradcam)),
+)
+_cam(
+    "ablationcam",
+    "AblationCAM",
+    "Desai and Ramaswamy 2020, Ablation-CAM: Visual Explanation for Deep Convolutional Network "
+    "via Gradient-free Localization",
+    CamMethod(ablation_cam),
+)
+_cam(
+    "eigencam",
+    "Eigen-CAM",
+    "Muhammad and Yeasin 2020, Eigen-CAM: Class Activation Map using Principal Components",
+    CamMethod(_from_features, project=True),
+)
+_cam(
+    "eigengradcam",
+    "EigenGrad-CAM",
+    "Gildenblat et al. 2021, pytorch-grad-cam: Advanced AI explainability for PyTorch "
+    "(EigenGradCAM: Eigen-CAM of gradient × activation)",
+    CamMethod(_from_gradients(_hirescam), project=True),
 )
 
 #: Names of the :func:`grad_cam` methods, in registration order.
@@ -327,8 +282,17 @@ def grad_cam(
     preprocess: Preprocess | None = None,
     max_channels: int | None = SCORECAM_CHANNELS,
     batch_size: int = SCORECAM_BATCH,
+    eigen_smooth: bool = False,
+    aug_smooth: bool = False,
+    cancel: Cancel = None,
+    progress: Any = True,
+    cache: ActivationCache | None = None,
 ) -> np.ndarray:
     """Class activation map: where in ``image`` the evidence for a class lies.
+
+    Every gradient method reads the same two arrays, the layer's feature maps ``A`` and the
+    class-logit gradient ``g`` there, computed once per (image, layer, class, output) and kept
+    in ``cache`` when one is given: switching between them at a layer is then numpy work.
 
     Parameters
     ----------
@@ -342,8 +306,10 @@ def grad_cam(
         The feature map to explain from (a path from ``layer_paths(model)`` or a bare layer
         name). Default: :func:`~.targets.default_cam_layer`, the deepest spatial map larger
         than 1×1 — the usual choice, coarse but the most class-specific.
-    method : {"gradcam", "gradcam++", "scorecam", "layercam"}
-        Any name in :data:`CAM_METHODS`.
+    method : str
+        Any name in :data:`CAM_METHODS`: "gradcam", "gradcam++", "scorecam", "layercam",
+        "hirescam", "gradcam_elementwise", "xgradcam", "ablationcam", "eigencam",
+        "eigengradcam". Sums run over channels k, ``⊙`` is per position.
 
         * ``"gradcam"`` (Selvaraju et al. 2017): channels weighted by their average gradient,
           ``relu(Σ_k w_k A_k)``.
@@ -355,15 +321,45 @@ def grad_cam(
           [0, 1] and upsampled, masks the input; the channel's weight is how much that raises
           the class probability over an all-masked input. One forward pass per channel, run
           ``batch_size`` at a time, over at most ``max_channels`` channels.
+        * ``"hirescam"`` (Draelos and Carin 2020): ``relu(Σ_k g_k ⊙ A_k)``, each position's own
+          gradient instead of Grad-CAM's average: faithful to what the model computed.
+        * ``"gradcam_elementwise"`` (pytorch-grad-cam, Gildenblat et al. 2021):
+          ``Σ_k relu(g_k ⊙ A_k)``.
+        * ``"xgradcam"`` (Fu et al. 2020): ``relu(Σ_k w_k A_k)`` with
+          ``w_k = Σ_ij A_k,ij g_k,ij / Σ_ij A_k,ij``.
+        * ``"ablationcam"`` (Desai and Ramaswamy 2020): gradient-free,
+          ``w_k = (y_c − y_c^k) / y_c``, the relative drop of the class logit when channel k is
+          set to zero; one forward pass per channel, batched like Score-CAM, over at most
+          ``max_channels`` channels (those with the largest total activation).
+        * ``"eigencam"`` (Muhammad and Yeasin 2020): gradient-free and class-agnostic, the first
+          principal component of the maps (positions as samples, channels as features).
+        * ``"eigengradcam"`` (pytorch-grad-cam): the first principal component of ``g ⊙ A``.
     output : int or str, optional
         Which output is the class head, for models with several outputs.
     preprocess : callable, optional
         Preprocessing for models that do not include it (see :class:`ModelAdapter`).
     max_channels : int or None
-        Score-CAM only: explain with the ``max_channels`` channels whose maps vary most over the
-        image (default 128; ``None`` = all — 1280 for EfficientNet's last layer, ~10 s on CPU).
+        Score-CAM and AblationCAM: explain with at most this many channels (default 128;
+        ``None`` = all — 1280 for EfficientNet's last layer, ~10 s on CPU).
     batch_size : int
-        Score-CAM only: masked images per forward pass, ≥ 1.
+        Score-CAM and AblationCAM: images per forward pass, ≥ 1.
+    eigen_smooth : bool
+        Any method: the first principal component of the weighted maps ``w_k A_k`` instead of
+        their sum (less channel noise; pytorch-grad-cam's option).
+    aug_smooth : bool
+        Any method: test-time augmentation, the mean of the maps of 6 views (as is and
+        mirrored, zoomed by 0.9, 1 and 1.1), each undone onto the image; 6× the work.
+    cancel : threading.Event or callable, optional
+        Score-CAM and AblationCAM: checked between batches; when set, the work stops within a
+        batch and :class:`~cnnviz_widgets.errors.Cancelled` is raised (nothing is kept).
+    progress : bool
+        Score-CAM and AblationCAM: a progress bar once the work takes over a second.
+    cache : ActivationCache, optional
+        Keep the layer's (features, gradient) pair and Score-CAM/AblationCAM channel weights
+        there and look them up first, as the explorers do (keys: adapter identity, image
+        content, layer, output, class). None (default): computed afresh, nothing kept — weights
+        changed in place between calls are always seen; with a cache, clear it after changing
+        weights.
 
     Returns
     -------
@@ -375,8 +371,10 @@ def grad_cam(
     Raises
     ------
     CnnVizError
-        For a class index out of range, an unknown method (with close matches), or Score-CAM
-        options that are not ints ≥ 1.
+        For a class index out of range, an unknown method (with close matches), or Score-CAM /
+        AblationCAM options that are not ints ≥ 1.
+    Cancelled
+        When ``cancel`` asks to stop.
     LayerError
         For an unknown layer, one with no spatial map (after global pooling), or one the class
         output does not depend on.
@@ -397,6 +395,11 @@ def grad_cam(
     head = class_head(adapter, output)
     index = class_number(class_index, head)
     target = Target(adapter, adapter.model_input(prepared), head, index, cam_layer(adapter, layer))
-    heatmap = chosen.compute(target, max_channels=max_channels, batch_size=batch_size)
+    target = dataclasses.replace(target, image_key=prepared.key)
+    heatmap = chosen.compute(
+        target, max_channels=max_channels, batch_size=batch_size, eigen_smooth=bool(eigen_smooth),
+        aug_smooth=bool(aug_smooth), cancel=cancel, progress=progress,
+        cache=ActivationCache() if cache is None else cache,  # shared within this call
+    )  # fmt: skip
     # Resize first, then scale to a maximum of 1: bilinear upsampling lowers peaks a little.
     return to_unit(to_size(heatmap, prepared.size))

@@ -56,7 +56,7 @@ def _build(adapter: ModelAdapter, path: str, keep: str) -> Any:
             tf.float32,
         )
 
-    return compile(project, [adapter.input_spec(), tf.TensorSpec((), tf.int32)])
+    return compile(project, [adapter.input_spec(), tf.TensorSpec((), tf.int32)], warm=True)
 
 
 def deconvnet(

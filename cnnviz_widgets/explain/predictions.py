@@ -80,7 +80,7 @@ def predict_top(
             _, logits = adapter.forward(batch, logits=True, output=head.index)
             return probabilities(logits, head.activation)
 
-        return compile(forward, [adapter.input_spec()])
+        return compile(forward, [adapter.input_spec()], warm=True)
 
     function = adapter.traced((KEY, "probabilities", head.index), build)
     probs = np.asarray(function(adapter.model_input(prepared))[0], dtype=np.float64)

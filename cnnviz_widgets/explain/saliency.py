@@ -7,7 +7,12 @@ are registered :class:`~.registry.Method` objects of kind ``"saliency"``:
 * ``"smoothgrad"`` — Smilkov et al. 2017: the gradient averaged over noisy copies of the image;
 * ``"guided_backprop"`` — Springenberg et al. 2015: every ReLU passes back only positive
   gradient where its input was positive (:func:`~.relu_rules.guided_relu`);
-* ``"guided_gradcam"`` — Selvaraju et al. 2017: guided backprop times the Grad-CAM map.
+* ``"guided_gradcam"`` — Selvaraju et al. 2017: guided backprop times the Grad-CAM map;
+* ``"integrated_gradients"``, ``"occlusion"`` — :mod:`.attribution`.
+
+Input gradients come from one compiled function per output and ReLU rule
+(:mod:`.input_gradients`); the batched methods run their batches from Python, so they can be
+stopped (``cancel=``) and show progress (``progress=``).
 
 :func:`normalize_signed` turns the signed gradients (and deconvnet projections) into pictures.
 """
@@ -20,23 +25,23 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter, Preprocess
-from ..engine.backend import compile, tensorflow
 from ..errors import CnnVizError, check_index, check_number, check_positive
+from ..images import PreparedImage, image_key, load_image
+from ..progress import Cancel, bar, check
 from . import registry
-from .cam import below_noise, gradcam_function
+from .attribution import integrated_gradients, occlusion
+from .gradients import layer_gradients
+from .input_gradients import gradient_function, resolve_class
 from .registry import Method
 from .relu_rules import guided_relu
 from .targets import (
-    KEY,
-    Head,
     Target,
     adapter_of,
     cam_layer,
     class_head,
     class_number,
-    class_score,
-    pick_class,
     to_size,
     to_unit,
 )
@@ -48,36 +53,6 @@ __all__ = ["SALIENCY_METHODS", "SMOOTHGRAD_BATCH", "normalize_signed", "saliency
 SMOOTHGRAD_BATCH = 16
 
 
-def _input_gradient(adapter: ModelAdapter, head: Head, relu: Callable[..., Any] | None) -> Any:
-    """While tracing: ``(batch, class, pick) -> (d score / d batch as float32, class (N,))``.
-
-    With ``pick`` the class is ``pick_class`` of a class index (−1: the top class); without,
-    it is already the class of each example.
-    """
-    tf = tensorflow()
-
-    def gradient(batch: Any, class_or_index: Any, *, pick: bool) -> tuple[Any, Any]:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(batch)
-            _, logits = adapter.forward(batch, logits=True, output=head.index, relu=relu)
-            target = pick_class(logits, class_or_index) if pick else class_or_index
-            score = class_score(logits, target)
-        return tf.cast(tape.gradient(score, batch), tf.float32), target
-
-    return gradient
-
-
-def _traced(target: Target, method: str, build: Callable[[], Any], batch_size: int = 0) -> Any:
-    head = target.head
-    key = (KEY, "saliency", method, head.index, target.layer, batch_size)
-    return target.adapter.traced(key, build)
-
-
-def _signature(adapter: ModelAdapter) -> list[Any]:
-    tf = tensorflow()
-    return [adapter.input_spec(), tf.TensorSpec((), tf.int32)]
-
-
 # ------------------------------------------------------------------ methods
 @dataclass(frozen=True)
 class _PlainGradient:
@@ -87,17 +62,8 @@ class _PlainGradient:
     relu: Callable[..., Any] | None
 
     def __call__(self, target: Target, **options: Any) -> np.ndarray:
-        adapter, head = target.adapter, target.head
-
-        def build() -> Any:
-            gradient = _input_gradient(adapter, head, self.relu)
-
-            def plain(batch: Any, class_index: Any) -> tuple[Any, Any]:
-                return gradient(batch, class_index, pick=True)
-
-            return compile(plain, _signature(adapter))
-
-        grads, _ = _traced(target, self.name, build)(target.batch, target.class_index)
+        function = gradient_function(target.adapter, target.head, self.relu, self.name)
+        grads, _ = function(target.batch, target.class_index)
         return grads[0].numpy()
 
 
@@ -108,79 +74,44 @@ def _smoothgrad(
     noise: float = 0.15,
     seed: int = 0,
     batch_size: int = SMOOTHGRAD_BATCH,
+    cancel: Cancel = None,
+    progress: Any = True,
     **options: Any,
 ) -> np.ndarray:
     batch_size = check_positive(batch_size, "batch_size")
     samples = check_positive(samples, "samples")
     noise = check_number(noise, "noise", minimum=0.0)
     seed = check_index(seed, 2**31, "seed", "SmoothGrad's noise generator", things="seeds")
-    adapter, head = target.adapter, target.head
-
-    def build() -> Any:
-        tf = tensorflow()
-        gradient = _input_gradient(adapter, head, None)
-
-        def smoothgrad(batch: Any, class_index: Any, samples: Any, noise: Any, seed: Any) -> Any:
-            batch = batch[:1]
-
-            def top_class() -> Any:
-                _, logits = adapter.forward(batch, logits=True, output=head.index)
-                return tf.argmax(logits[0], output_type=tf.int32)
-
-            # The class is decided on the clean image, not on each noisy copy.
-            target = tf.cond(class_index < 0, top_class, lambda: class_index)
-            # The paper's noise level: sigma / (max - min) of the input.
-            sigma = noise * (tf.reduce_max(batch) - tf.reduce_min(batch))
-            shape = tf.shape(batch)
-
-            def body(start: Any, total: Any) -> tuple[Any, Any]:
-                count = tf.minimum(batch_size, samples - start)
-                noisy_shape = tf.concat([[count], shape[1:]], 0)
-                # Stateless: the same seed gives the same map, on any thread, in any order.
-                values = tf.random.stateless_normal(
-                    noisy_shape, seed=tf.stack([seed, start]), dtype=tf.float32
-                )
-                grads, _ = gradient(batch + sigma * values, tf.fill([count], target), pick=False)
-                return start + count, total + tf.reduce_sum(grads, axis=0)
-
-            _, total = tf.while_loop(
-                lambda start, total: start < samples,
-                body,
-                (tf.constant(0), tf.zeros_like(batch[0])),
-                parallel_iterations=1,
+    function = gradient_function(target.adapter, target.head)
+    batch = target.batch[:1]
+    class_index = resolve_class(function, batch, target.class_index)
+    # The paper's noise level: sigma / (max - min) of the input.
+    sigma = np.float32(noise * (float(batch.max()) - float(batch.min())))
+    total = np.zeros(batch.shape[1:], np.float64)
+    with bar(samples, "SmoothGrad", progress) as shown:
+        for start in range(0, samples, batch_size):
+            check(cancel, "SmoothGrad")
+            count = min(batch_size, samples - start)
+            # Seeded per batch: the same seed gives the same map, on any thread, in any order.
+            values = np.random.default_rng([seed, start]).standard_normal(
+                (count, *batch.shape[1:]), dtype=np.float32
             )
-            return total[tf.newaxis] / tf.cast(samples, tf.float32), target[tf.newaxis]
-
-        scalars = [
-            tf.TensorSpec((), tf.int32),
-            tf.TensorSpec((), tf.float32),
-            tf.TensorSpec((), tf.int32),
-        ]
-        return compile(smoothgrad, [*_signature(adapter), *scalars])
-
-    function = _traced(target, "smoothgrad", build, batch_size)
-    grads, _ = function(target.batch, target.class_index, samples, noise, seed)
-    return grads[0].numpy()
+            grads, _ = function(batch + sigma * values, class_index)
+            total += np.asarray(grads, np.float64).sum(axis=0)
+            shown.update(count)
+    return (total / samples).astype(np.float32)
 
 
 def _guided_gradcam(target: Target, **options: Any) -> np.ndarray:
-    adapter, head, path = target.adapter, target.head, target.layer
-
-    def build() -> Any:
-        gradient = _input_gradient(adapter, head, guided_relu)
-        gradcam = gradcam_function(adapter, path, head)
-
-        def guided_gradcam(batch: Any, class_index: Any) -> tuple[Any, Any, Any, Any]:
-            cam, chosen, scale = gradcam(batch, class_index)
-            grads, _ = gradient(batch, chosen, pick=False)
-            return grads, cam, chosen, scale
-
-        return compile(guided_gradcam, _signature(adapter))
-
-    function = _traced(target, "guided_gradcam", build)
-    guided, cam, _, scale = function(target.batch, target.class_index)
+    # The Grad-CAM map comes from the cached (features, gradient) pair of the layer, the guided
+    # gradient from guided backprop's own function: no graph of its own to trace.
+    cache = options.get("cache")
+    cache = ActivationCache() if cache is None else cache  # the pair computed once either way
+    pair = layer_gradients(target, cache=cache)
+    cam = registry.get("cam", "gradcam").compute(target, cache=cache)
+    function = gradient_function(target.adapter, target.head, guided_relu, "guided_backprop")
+    guided, _ = function(target.batch, pair.class_index)
     guided = guided[0].numpy()
-    cam = below_noise(cam[0].numpy(), float(scale[0]))
     # The Grad-CAM map brought to the model input with THE resize, scaled to [0, 1].
     return guided * to_unit(to_size(cam, guided.shape[:2]))[..., np.newaxis]
 
@@ -220,6 +151,22 @@ _saliency_method(
     layer=True,
 )
 
+_saliency_method(
+    "integrated_gradients",
+    "Integrated gradients",
+    "Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
+    integrated_gradients,
+    layer=False,
+)
+_saliency_method(
+    "occlusion",
+    "Occlusion",
+    "Zeiler and Fergus 2014, Visualizing and Understanding Convolutional Networks (occlusion "
+    "sensitivity)",
+    occlusion,
+    layer=False,
+)
+
 #: Names of the :func:`saliency` methods, in registration order.
 SALIENCY_METHODS = tuple(method.name for method in registry.methods("saliency"))
 
@@ -237,8 +184,15 @@ def saliency(
     noise: float = 0.15,
     seed: int = 0,
     batch_size: int = SMOOTHGRAD_BATCH,
+    steps: int = 32,
+    baseline: Any = None,
+    window: int | None = None,
+    stride: int | None = None,
     output: int | str | None = None,
     preprocess: Preprocess | None = None,
+    cancel: Cancel = None,
+    progress: Any = True,
+    cache: ActivationCache | None = None,
 ) -> np.ndarray:
     """Gradient saliency: how much each pixel moves the class score.
 
@@ -252,7 +206,8 @@ def saliency(
         Prepared once; guided Grad-CAM reuses it for its class map.
     class_index : int, optional
         The class to explain; ``None`` explains the model's top class.
-    method : {"vanilla", "smoothgrad", "guided_backprop", "guided_gradcam"}
+    method : {"vanilla", "smoothgrad", "guided_backprop", "guided_gradcam", \
+"integrated_gradients", "occlusion"}
         Any name in :data:`SALIENCY_METHODS`.
 
         * ``"vanilla"`` (Simonyan et al. 2014): the plain gradient.
@@ -264,6 +219,12 @@ def saliency(
         * ``"guided_gradcam"`` (Selvaraju et al. 2017): guided backprop × the Grad-CAM map of
           ``layer`` (default :func:`~.targets.default_cam_layer`), i.e. fine detail limited to
           the class's region.
+        * ``"integrated_gradients"`` (Sundararajan et al. 2017): ``(x − x') ⊙`` the gradient
+          averaged over ``steps`` points of the straight path from the baseline ``x'`` to the
+          image ``x`` (right Riemann sum); sums to the logit's change from ``x'`` to ``x``.
+        * ``"occlusion"`` (Zeiler & Fergus 2014): a ``window`` square of the baseline slides
+          over the image every ``stride`` px; each pixel gets the mean drop of the class
+          probability over the windows covering it (probability units, not a gradient).
     reduce : bool
         True: a 2-D map, the largest absolute value over the colour channels, scaled to [0, 1].
         False: the signed gradient itself, (H, W, C) — the classic colour guided-backprop
@@ -272,7 +233,26 @@ def saliency(
         Only for methods that read a layer (``"guided_gradcam"``).
     samples, noise, seed, batch_size
         ``"smoothgrad"`` only: ints ≥ 1 (25 samples, 16 a batch by default), a noise level ≥ 0
-        (default 0.15, as the paper suggests 10–20 %), a seed in 0 … 2**31 − 1.
+        (default 0.15, as the paper suggests 10–20 %), a seed in 0 … 2**31 − 1. ``batch_size``
+        is also the batch of integrated gradients and occlusion.
+    steps : int
+        ``"integrated_gradients"``: points along the path, ≥ 1 (default 32).
+    baseline : image, optional
+        ``"integrated_gradients"`` and ``"occlusion"``: what "no information" looks like, an
+        image of the same height and width as ``image``, prepared like it (resized,
+        ``preprocess``); default ``None``, an all-zero model input.
+    window, stride : int, optional
+        ``"occlusion"``: side of the occluding square and its step, in model-input pixels
+        (default: 1/8 of the shorter side, and half the window).
+    cancel : threading.Event or callable, optional
+        SmoothGrad, integrated gradients, occlusion: checked between batches; when set, the
+        work stops and :class:`~cnnviz_widgets.errors.Cancelled` is raised.
+    progress : bool
+        The same methods: a progress bar once the work takes over a second.
+    cache : ActivationCache, optional
+        Keep the result (and guided Grad-CAM's layer pair) there and look it up first, as
+        the explorers do; None (default): computed afresh, nothing kept — weights changed in
+        place between calls are always seen.
     output : int or str, optional
         Which output is the class head, for models with several outputs.
     preprocess : callable, optional
@@ -288,7 +268,11 @@ def saliency(
     ------
     CnnVizError
         For an unknown method (with close matches), ``layer=`` with a method that reads no
-        layer, a class index out of range, or SmoothGrad options out of range.
+        layer, a class index out of range, SmoothGrad / integrated-gradients / occlusion
+        options out of range (``steps=0``, a window larger than the image), or a baseline of
+        another size than the image.
+    Cancelled
+        When ``cancel`` asks to stop.
     LayerError, ModelError
         As for :func:`~.cam.grad_cam`.
 
@@ -314,13 +298,41 @@ def saliency(
     head = class_head(adapter, output)
     index = class_number(class_index, head)
     path = cam_layer(adapter, layer) if chosen.needs_layer else None
-    target = Target(adapter, adapter.model_input(prepared), head, index, path)
-    grads = chosen.compute(target, samples=samples, noise=noise, seed=seed, batch_size=batch_size)
+    target = Target(adapter, adapter.model_input(prepared), head, index, path, prepared.key)
+    start = _baseline(adapter, prepared, baseline)
+    options = dict(samples=samples, noise=noise, seed=seed, batch_size=batch_size, steps=steps,
+                   window=window, stride=stride)  # fmt: skip
+    # With a cache (the explorers'), asked again is a lookup; the pair guided Grad-CAM reads
+    # is kept there too.
+    key = (adapter.identity, prepared.key, "saliency", method, head.index, index, path,
+           None if start is None else image_key(start), tuple(sorted(options.items())))  # fmt: skip
+    grads = None if cache is None else cache.get(key)
+    if grads is None:
+        grads = chosen.compute(target, baseline=start, cancel=cancel, progress=progress,
+                               cache=cache, **options)  # fmt: skip
+        grads = np.asarray(grads, np.float32)
+        if cache is not None:
+            grads = cache.put(key, grads)
     size = prepared.size
     if not reduce:
         return np.ascontiguousarray(to_size(grads, size), dtype=np.float32)
     # Reduce at the model's resolution (the exact gradients), then resize the one plane.
     return to_unit(to_size(np.abs(grads).max(axis=-1), size))
+
+
+def _baseline(adapter: ModelAdapter, prepared: PreparedImage, baseline: Any) -> Any:
+    """The baseline image as a model input (1, H, W, C), prepared exactly like the image."""
+    if baseline is None:
+        return None
+    pixels = load_image(baseline)
+    if pixels.shape[:2] != tuple(prepared.size):
+        (height, width), (got_h, got_w) = prepared.size, pixels.shape[:2]
+        raise CnnVizError(
+            f"baseline must be an image of the same size as the image ({height}×{width} px); "
+            f"got {got_h}×{got_w} px. Pass an image of that size, or baseline=None for an "
+            "all-zero model input (black for models that take raw pixels)."
+        )
+    return adapter.model_input(adapter.prepare(pixels))
 
 
 def normalize_signed(array: Any, *, percentile: float = 99.5) -> np.ndarray:

@@ -74,6 +74,9 @@ class Target:
         The class, or -1 for the top class (decided inside the traced function, per image).
     layer : str or None
         The layer path the method reads, for methods that need one.
+    image_key : str or None
+        Content key of the prepared image (``PreparedImage.key``), for cache entries; None:
+        a key is computed from ``batch``.
     """
 
     adapter: ModelAdapter
@@ -81,6 +84,7 @@ class Target:
     head: Head
     class_index: int
     layer: str | None = None
+    image_key: str | None = None
 
 
 def adapter_of(model: Any, preprocess: Preprocess | None) -> ModelAdapter:

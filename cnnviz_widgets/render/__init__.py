@@ -2,6 +2,7 @@
 
 - :mod:`.color`: normalisation, colormap lookup tables, display RGB, heat-map overlays.
 - :mod:`.layout`: upscaling, channel and image grids (:class:`GridLayout`), paging, side by side.
+- :mod:`.labels`: channel numbers on grid tiles.
 - :mod:`.png`: PNG encoding.
 - :mod:`.kernels`: convolution kernels as pictures, and the hand-made edge filters.
 
@@ -29,6 +30,7 @@ from .color import (
     overlay,
 )
 from .kernels import DEFAULT_FILTERS, kernel_grid, pad_kernel
+from .labels import number_tiles, stamp_text
 from .layout import (
     GridLayout,
     channel_grid,
@@ -55,10 +57,12 @@ __all__ = [
     "image_grid",
     "kernel_grid",
     "normalize_channels",
+    "number_tiles",
     "overlay",
     "pad_kernel",
     "page_channels",
     "page_count",
     "side_by_side",
+    "stamp_text",
     "upscale_nearest",
 ]

@@ -22,11 +22,15 @@ from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
 from ..errors import CnnVizError, ImageConversionWarning, LayerError
 from ..export import Section
+from ..i18n import gettext_ as _
 from .base import ExplorerBase, click_pixel
-from .detail import DetailFigure
+from .detail import DetailFigure, DetailPicture, detail_view
+from .frontend import has_feature, stand_in_note
+from .lesson import explain_layer, layer_options, lesson_layers, start_layer, strongest_channel
 from .picture import Picture
 from .state import ColormapState, PagedChannelState
-from .summary import LayerSummary
+from .summary import LayerSummary, real_shapes
+from .view import LazyPicture, wants_view
 
 #: The colormaps offered in the picker; any other matplotlib name can still be set from Python.
 COLORMAP_CHOICES = (
@@ -45,6 +49,19 @@ GRID_TILE_MIN_SIDE = 48
 GRID_TILE_MAX_SIDE = 112
 GRID_COLUMNS = 8
 GRID_PAGE_SIZE = 64
+
+
+def _feature_view() -> Any:
+    """The browser-side view (view.py), drawing with this explorer's geometry."""
+    from .view import FeatureMapView
+
+    return FeatureMapView(
+        view_min_side=VIEW_MIN_SIDE, tile_min_side=GRID_TILE_MIN_SIDE,
+        tile_max_side=GRID_TILE_MAX_SIDE, columns=GRID_COLUMNS, page_size=GRID_PAGE_SIZE,
+        number_tiles=True,
+        # Like the PNG view: may shrink to the room beside the photo (the canvas scales down).
+        layout=widgets.Layout(min_width="0", flex="0 1 auto"),
+    )  # fmt: skip
 
 
 class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
@@ -68,6 +85,11 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         Where feature maps are kept; default: one cache shared by all explorers.
     preprocess : callable, optional
         Preprocessing for models that do not include it (see ``ModelAdapter``).
+    use_view : bool, optional
+        Draw the maps in the browser (:class:`~.view.FeatureMapView`: the layer is sent once,
+        channels, colormaps and grid pages change there at once) or send a PNG per change.
+        Default: the browser view in a Jupyter kernel whose front end has anywidget (see
+        :func:`~.view.wants_view` and ``set_frontend``), the PNG path elsewhere.
 
     Attributes
     ----------
@@ -95,25 +117,34 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         image: Any,
         *,
         layer: str | None = None,
-        channel: int = 0,
+        channel: int | None = None,
         cmap: str = "viridis",
         mode: str = "channel",
         cache: ActivationCache | None = None,
         preprocess: Preprocess | None = None,
+        use_view: bool | None = None,
     ) -> None:
         self._adopt(model, preprocess=preprocess, cache=cache)
+        # Drawn in the browser (anywidget) when its front end is there; else the PNG path.
+        self._feature_view = _feature_view() if wants_view(use_view) else None
         self._notes: list[str] = []
         self._image = self._prepare(image)
         self._grid_layout: render.GridLayout | None = None
-        self._detail: DetailFigure | None = None
+        self._detail: DetailFigure | DetailPicture | None = None
+        self._clicks = False  # True once ipyevents clicks are wired (see _link_controls)
         self._build_controls()
         super().__init__(self._layout_children())
 
-        paths = self._adapter.layer_paths
-        self.layer = layer if layer is not None else paths[len(paths) // 2]
+        # The first view teaches: the first activation after the first conv, on the channel
+        # with the most contrast (not channel 0); a layer you name opens on channel 0.
+        self.layer = layer if layer is not None else start_layer(self._adapter)
         self.cmap = cmap
         self.mode = mode
+        if channel is None:
+            channel = strongest_channel(self._activations()) if layer is None else 0
         self.channel = channel
+        if self.layer not in self._listed:
+            self.all_layers_box.value = True
         # Linked only now: a link copies the trait's value into the control at once, so the
         # traits must already hold valid values.
         self._link_controls()
@@ -134,35 +165,50 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
 
     def _build_controls(self) -> None:
         wide = widgets.Layout(width="360px")
+        # Long networks list the layers a lesson needs; "show all layers" lists every one.
+        self._lesson = lesson_layers(self._adapter) if self._adapter.built else []
+        short = bool(self._lesson) and len(self._lesson) < len(self._adapter.layer_paths)
+        self._listed = self._lesson if short else list(self._adapter.layer_paths)
         self.layer_dropdown = widgets.Dropdown(
-            options=self._adapter.layer_paths, description="Layer", layout=wide
+            options=layer_options(self._listed), description=_("Layer"), layout=wide
         )
+        self.all_layers_box = widgets.Checkbox(
+            value=not short, description=_("show all layers"), indent=False,
+            layout=widgets.Layout(width="160px", display="" if short else "none"),
+        )  # fmt: skip
+        self.all_layers_box.observe(self._on_all_layers, names="value")
+        self.layer_note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.channel_slider = widgets.IntSlider(
-            min=0, max=0, description="Channel", continuous_update=True,
+            min=0, max=0, description=_("Channel"), continuous_update=True,
             layout=widgets.Layout(width="360px"),
         )  # fmt: skip
         self.cmap_dropdown = widgets.Dropdown(
-            options=list(COLORMAP_CHOICES), description="Colormap",
+            options=list(COLORMAP_CHOICES), description=_("Colormap"),
             layout=widgets.Layout(width="220px"),
         )  # fmt: skip
         self.mode_buttons = widgets.ToggleButtons(
-            options=[("Channel", "channel"), ("Grid", "grid"), ("Sum", "sum")],
+            options=[(_("Channel"), "channel"), (_("Grid"), "grid"), (_("Sum"), "sum")],
             style={"button_width": "84px"},
         )
         # Pages are numbered from 1 for people (the caption says "page 1 of 8"); the ``page``
         # trait counts from 0 like every Python index.
         self.page_slider = widgets.IntSlider(
-            min=1, max=1, description="Page", layout=widgets.Layout(width="260px", display="none")
+            min=1, max=1, description=_("Page"),
+            layout=widgets.Layout(width="260px", display="none"),
         )
         self.input_view = widgets.Image(format="png", layout=widgets.Layout(max_width="320px"))
         # The view may shrink to the room left beside the photo (a wide grid would otherwise
         # run past the notebook's edge); it never grows beyond its own pixels.
-        self.view = widgets.Image(
-            format="png",
-            layout=widgets.Layout(min_width="0", flex="0 1 auto", object_fit="contain"),
-        )
         self.caption = widgets.HTML()
-        self.picture = Picture(self.view, self.caption)
+        if self._feature_view is not None:  # the browser draws; a PNG only when asked for
+            self.view = self._feature_view
+            self.picture = LazyPicture(self.caption)
+        else:
+            self.view = widgets.Image(
+                format="png",
+                layout=widgets.Layout(min_width="0", flex="0 1 auto", object_fit="contain"),
+            )
+            self.picture = Picture(self.view, self.caption)
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.summary = LayerSummary(self._adapter, self._on_summary_pick)
         for control, name in [
@@ -172,17 +218,37 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
             (self.message, "message"),
         ]:  # fmt: skip
             self._css(control, name)
-        self.input_view.value = render.encode_png(render.as_rgb_uint8(self._image.pixels))
+        self._photo_rgb = render.as_rgb_uint8(self._image.pixels)
+        self.input_view.value = render.encode_png(self._photo_rgb)
+        # Stock stand-in for clicking a grid tile (shown in grid mode when clicks cannot work).
+        self.open_dropdown = widgets.Dropdown(
+            options=[("—", None)], value=None, description="Open",
+            layout=widgets.Layout(width="200px", display="none"),
+        )  # fmt: skip
+        self._css(self.open_dropdown, "open")
+        self.open_dropdown.observe(self._on_open_pick, names="value")
+        self.frontend_note = widgets.HTML(layout=widgets.Layout(display="none"))
+        self._css(self.frontend_note, "frontend-note")
 
     def _link_controls(self) -> None:
-        for name, control in [
-            ("layer", self.layer_dropdown), ("cmap", self.cmap_dropdown),
-            ("mode", self.mode_buttons),
-        ]:  # fmt: skip
-            traitlets.link((self, name), (control, "value"))
-        self._link_range(self.channel_slider, self.page_slider)
-        # Clicking a grid tile selects its channel.
-        self._on_click(self.view, self._open_tile)
+        # Its own link: relisting the layers unlinks it for a moment (see _relist).
+        self._layer_link = traitlets.link((self, "layer"), (self.layer_dropdown, "value"))
+        if self._feature_view is not None:  # controls move the view in the browser (view.py)
+            self._feature_view.link_explorer(self)
+            self._clicks = True  # a click on a tile opens it in the browser
+        else:
+            for name, control in [("cmap", self.cmap_dropdown), ("mode", self.mode_buttons)]:
+                traitlets.link((self, name), (control, "value"))
+            self._link_range(self.channel_slider, self.page_slider)
+            # Clicking a grid tile selects its channel; without ipyevents the Open menu does.
+            self._clicks = self._on_click(self.view, self._open_tile)
+        notes = [] if self._clicks else [stand_in_note("ipyevents", where="Open menu")]
+        if not has_feature("ipympl"):
+            notes.append(stand_in_note("ipympl"))
+        self.frontend_note.value = "".join(
+            f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(n)}</div>' for n in notes
+        )
+        self.frontend_note.layout.display = "" if notes else "none"
 
     def _layout_children(self) -> list[widgets.Widget]:
         self.detail_box = widgets.VBox()
@@ -195,24 +261,54 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
                 self.summary,
             ]
         )
-        for index, title in enumerate(["View", "Detail", "Summary"]):
+        for index, title in enumerate([_("View"), _("Detail"), _("Summary")]):
             self.tabs.set_title(index, title)
         self.tabs.add_class("cnnviz-tabs")
         self.tabs.observe(self._on_tab, names="selected_index")
         controls = widgets.VBox(
             [
-                widgets.HBox([self.layer_dropdown, self.mode_buttons]),
-                widgets.HBox([self.channel_slider, self.cmap_dropdown, self.page_slider]),
+                widgets.HBox(
+                    [self.layer_dropdown, self.all_layers_box, self.mode_buttons, self.layer_note],
+                    layout=widgets.Layout(align_items="center"),
+                ),
+                widgets.HBox(
+                    [self.channel_slider, self.cmap_dropdown, self.page_slider, self.open_dropdown]
+                ),
             ]
         )
         # Sharp pixels when the browser scales the view down to fit.
         style = widgets.HTML("<style>.cnnviz-view { image-rendering: pixelated; }</style>")
-        return [style, controls, self.message, self.tabs, self.caption]
+        return [style, controls, self.message, self.tabs, self.caption, self.frontend_note]
 
     # ------------------------------------------------------------------ state
     @traitlets.observe("cmap", "mode")
     def _on_look_change(self, change: dict) -> None:
         self._refresh()
+
+    @traitlets.observe("layer")
+    def _layer_listed(self, change: dict) -> None:
+        """A layer the short list hides (named in code, picked in the summary) shows them all."""
+        if hasattr(self, "_layer_link") and change["new"] not in self._listed:
+            self.all_layers_box.value = True  # relists before the link moves the dropdown
+        text = explain_layer(self._adapter, change["new"])
+        self.layer_note.value = f'<span style="color:#555">{html.escape(text)}</span>'
+        self.layer_dropdown.tooltip = text or None
+
+    def _on_all_layers(self, change: dict) -> None:
+        self._relist(list(self._adapter.layer_paths) if change["new"] else self._lesson)
+
+    def _relist(self, paths: list[str]) -> None:
+        if self.layer and self.layer not in paths:
+            paths = list(self._adapter.layer_paths)
+        self._listed = paths
+        link = getattr(self, "_layer_link", None)
+        if link is not None:
+            link.unlink()  # new options select their first entry; the layer must not follow
+        self.layer_dropdown.options = layer_options(paths)
+        if self.layer:
+            self.layer_dropdown.value = self.layer
+        if link is not None:
+            self._layer_link = traitlets.link((self, "layer"), (self.layer_dropdown, "value"))
 
     def _count_channels(self, layer: str) -> int:
         return int(self._cache.activations(self._adapter, self._image, layer).shape[-1])
@@ -225,6 +321,11 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         if self._suspended or not self.layer:
             return
         try:
+            if self._feature_view is not None:  # first: the browser draws while we render
+                self._feature_view.show(
+                    self.layer, self._activations(), channel=self.channel, mode=self.mode,
+                    cmap=self.cmap, page=self.page, colormaps=self.cmap_dropdown.options,
+                )  # fmt: skip
             rgb, caption = self._draw()
         except CnnVizError as exc:
             self._show_error(exc)
@@ -235,6 +336,8 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         self.page_slider.layout.display = (
             "" if self.mode == "grid" and self.page_slider.max > 1 else "none"
         )
+        menu = self.mode == "grid" and not self._clicks
+        self.open_dropdown.layout.display = "" if menu else "none"
         if self._detail is not None and self.tabs.selected_index == 1:
             self._show_detail()
 
@@ -247,26 +350,35 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
             rgb = render.apply_colormap(render.normalize_channels(channel_map), self.cmap)
             self._grid_layout = None
             lo, hi = float(channel_map.min()), float(channel_map.max())
-            caption = f"{where} · channel {self.channel} · values {lo:.3g} to {hi:.3g}"
+            caption = _("{where} · channel {channel} · values {lo:.3g} to {hi:.3g}").format(
+                where=where, channel=self.channel, lo=lo, hi=hi
+            )
             return render.upscale_nearest(rgb, VIEW_MIN_SIDE), caption
         if self.mode == "sum":
             fused = render.channel_sum(maps)
             rgb = render.apply_colormap(render.normalize_channels(fused), self.cmap)
             self._grid_layout = None
-            caption = f"{where} · sum of all {count} channels"
+            caption = _("{where} · sum of all {count} channels").format(where=where, count=count)
             return render.upscale_nearest(rgb, VIEW_MIN_SIDE), caption
         channels = self._page_range()
         rgb, layout = render.channel_grid(
             maps, channels, columns=min(GRID_COLUMNS, len(channels)), cmap=self.cmap,
             tile_min_side=GRID_TILE_MIN_SIDE, tile_max_side=GRID_TILE_MAX_SIDE,
         )  # fmt: skip
+        rgb = render.number_tiles(rgb, layout)  # "channel 4" without counting tiles
         self._grid_layout = layout
         pages = render.page_count(count, GRID_PAGE_SIZE)
-        paging = f" · page {self.page + 1} of {pages}" if pages > 1 else ""
-        caption = (
-            f"{where} · channels {channels.start}–{channels.stop - 1}{paging}"
-            " · click a tile to open that channel"
+        paging = _(" · page {page} of {pages}").format(page=self.page + 1, pages=pages)
+        paging = paging if pages > 1 else ""
+        how = _("click a tile") if self._clicks else _("pick one in Open")
+        caption = _("{where} · channels {first}–{last}{paging} · {how} to open that channel")
+        caption = caption.format(
+            where=where, first=channels.start, last=channels.stop - 1, paging=paging, how=how
         )
+        if not self._clicks:
+            with self.open_dropdown.hold_trait_notifications():
+                self.open_dropdown.options = [("—", None)] + [(str(c), c) for c in channels]
+                self.open_dropdown.value = None
         return rgb, caption
 
     def _show_detail(self) -> None:
@@ -274,9 +386,12 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         self._detail.show(self._activations()[:, :, self.channel], title, self.cmap)
 
     def _on_tab(self, change: dict) -> None:
+        if change["new"] == 2 and not getattr(self, "_shapes_shown", False):
+            self._shapes_shown = True  # the real shapes for this image, read once
+            self.summary.show_shapes(real_shapes(self._adapter, self._image))
         if change["new"] == 1:
             if self._detail is None:
-                self._detail = DetailFigure()
+                self._detail = detail_view(has_feature("ipympl"))
                 self.detail_box.children = [self._detail.canvas]
             self._show_detail()
 
@@ -301,6 +416,15 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
                 self.mode = "channel"
             self._refresh()
 
+    def _on_open_pick(self, change: dict) -> None:
+        """The Open menu (stock stand-in for a click): open the picked channel."""
+        if change["new"] is None or self.mode != "grid":
+            return
+        with self._held():
+            self.channel = int(change["new"])
+            self.mode = "channel"
+        self._refresh()
+
     def _on_summary_pick(self, path: str) -> None:
         try:
             self.layer = path
@@ -310,9 +434,13 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
 
     # ------------------------------------------------------------------ results
     _exported_traits = ("layer", "channel", "cmap", "mode", "page")
+    _code_traits = ("layer", "channel", "cmap", "mode", "page")
 
     def _export_sections(self) -> list[Section]:
         return [Section("Input image", self.input_view.value), *super()._export_sections()]
+
+    def _static_panels(self) -> list[np.ndarray]:
+        return [self._photo_rgb, *super()._static_panels()]
 
     @property
     def grid_layout(self) -> render.GridLayout | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import inspect
 import os
 import re
 import threading
@@ -30,12 +31,15 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from .. import render
 from ..cache import ActivationCache, shared_cache
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import CnnVizError
 from ..export import Section, html_page, write_file
 from .background import Job, LatestWinsRunner
+from .frontend import has_feature
 from .picture import Picture
+from .snapshot import compose
 
 T = TypeVar("T")
 
@@ -140,17 +144,19 @@ class ExplorerBase(widgets.VBox):
         return control
 
     # ------------------------------------------------------------------ clicks
-    def _on_click(self, image: widgets.Image, callback: Callable[[float, float], Any]) -> None:
+    def _on_click(self, image: widgets.Image, callback: Callable[[float, float], Any]) -> bool:
         """Call ``callback(x, y)`` with image-pixel coordinates when ``image`` is clicked.
 
-        Needs ipyevents (and its front-end extension); without it the picture still works and
-        only clicks are lost.
+        Needs ipyevents and its front end (:mod:`.frontend` decides); without them nothing is
+        wired and False is returned: the explorer then offers its stock stand-in.
         """
+        self._click_events = None
+        if not has_feature("ipyevents"):
+            return False
         try:
             from ipyevents import Event
         except ImportError:
-            self._click_events = None
-            return
+            return False
 
         def clicked(event: dict) -> None:
             pixel = click_pixel(event)
@@ -159,6 +165,7 @@ class ExplorerBase(widgets.VBox):
 
         self._click_events = Event(source=image, watched_events=["click"])
         self._click_events.on_dom_event(clicked)
+        return True
 
     # ------------------------------------------------------------------ background work
     def _request(self) -> Hashable:
@@ -202,6 +209,35 @@ class ExplorerBase(widgets.VBox):
         """Cancel the background job, if any (the view is being drawn another way)."""
         if self._runner is not None:
             self._runner.cancel()
+
+    def _stop_button(self) -> widgets.Button:
+        """A Stop button (class ``<prefix>-stop``) for the background work; disabled when idle.
+
+        The explorer keeps it enabled while its ``busy`` trait is True (see :meth:`_link_busy`).
+        """
+        self.stop_button = widgets.Button(
+            description="Stop", icon="stop", disabled=True, tooltip="Stop the computation",
+            layout=widgets.Layout(width="80px"),
+        )  # fmt: skip
+        self._css(self.stop_button, "stop")
+        self.stop_button.on_click(lambda _button: self.stop())
+        return self.stop_button
+
+    def _link_busy(self) -> None:
+        """The Stop button is enabled exactly while the explorer is busy."""
+        traitlets.dlink((self, "busy"), (self.stop_button, "disabled"), lambda busy: not busy)
+
+    def stop(self) -> None:
+        """Stop the background work now: it ends at its next check (one batch or step).
+
+        The picture shown so far stays; changing a control starts a new computation.
+        """
+        self._cancel_work()
+        with self._draw_lock:
+            self._stopped()
+
+    def _stopped(self) -> None:
+        """Show that the work was stopped (explorers with a progress display override this)."""
 
     def wait(self, timeout: float | None = 120) -> bool:
         """Block until the view being computed is shown (for scripts and tests)."""
@@ -271,15 +307,85 @@ class ExplorerBase(widgets.VBox):
         The page needs no kernel and no internet: pictures are embedded, names are escaped.
         """
         state = {name: getattr(self, name) for name in self._exported_traits}
-        return write_file(path, html_page(self._export_title(), self._export_sections(), state))
+        sections = self._export_sections()
+        if self._code_traits or type(self).to_code is not ExplorerBase.to_code:
+            sections.append(Section("Code that recreates this view", code=self.to_code()))
+        return write_file(path, html_page(self._export_title(), sections, state))
+
+    # ------------------------------------------------------------------ reproducible views
+    #: Traits that make up the view, in the order :meth:`to_code` sets them (each explorer
+    #: names its own): those the constructor takes go into the call, the others follow it.
+    _code_traits: tuple[str, ...] = ()
+
+    def to_code(self, name: str = "view") -> str:
+        """Python that recreates the current view from the names ``model`` and ``image``.
+
+        Run it where ``model`` and ``image`` are what this explorer was made from (and
+        ``preprocess``, when the model needs one) and ``name`` holds an explorer whose state
+        equals this one's.
+
+        Examples
+        --------
+        >>> print(cam.to_code())                                    # doctest: +SKIP
+        import cnnviz_widgets as cv
+        <BLANKLINE>
+        view = cv.CamExplorer(model, image, method='gradcam', layer='conv2', cmap='jet', alpha=0.5)
+        view.class_index = 1
+        """
+        accepted = inspect.signature(type(self).__init__).parameters
+        arguments = ["model", *(["image"] if "image" in accepted else [])]
+        if getattr(self._adapter, "preprocess", None) is not None:
+            arguments.append("preprocess=preprocess")
+        later = []
+        for trait in self._code_traits:
+            value = getattr(self, trait)
+            if trait in accepted:
+                arguments.append(f"{trait}={value!r}")
+            else:
+                later.append(f"{name}.{trait} = {value!r}")
+        call = f"{name} = cv.{type(self).__name__}({', '.join(arguments)})"
+        return "\n".join(["import cnnviz_widgets as cv", "", call, *later]) + "\n"
+
+    #: Seconds the static picture waits for background work in flight (CNNVIZ_STATIC_WAIT
+    #: overrides it): a saved notebook then shows the result, not a blank.
+    _static_wait: float = 0.0
+
+    def _static_panels(self) -> list[np.ndarray]:
+        """The pictures the widget shows, left to right (the photo first where there is one)."""
+        return [self.picture.rgb] if self.picture is not None and self.picture.png else []
+
+    def _static_caption(self) -> str:
+        if self.picture is not None and self.picture.png:
+            return self.picture.caption.value
+        return "computing the first picture…" if self._runner is not None else ""
+
+    def static_rgb(self) -> np.ndarray:
+        """What a saved notebook shows in place of the widget: pictures, caption and notes.
+
+        Waits for background work in flight (up to a few seconds) so that its result is in.
+        """
+        wait = float(os.environ.get("CNNVIZ_STATIC_WAIT", self._static_wait))
+        if wait > 0 and self._runner is not None and self._runner.busy:
+            self._runner.wait(wait)
+        with self._draw_lock:
+            message = getattr(self, "message", None)
+            notes = [message.value] if message is not None and message.value else []
+            return compose(self._static_panels(), self._static_caption(), notes)
+
+    def __repr__(self) -> str:
+        model = getattr(self._adapter, "model", None)
+        parts = [f"model={model.name!r}"] if model is not None else []
+        parts += [f"{name}={getattr(self, name, None)!r}" for name in self._exported_traits]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # A static picture beside the live widget: saved notebooks show the view on GitHub and
-        # nbviewer, where no kernel runs.
+        # nbviewer, where no kernel runs; the text form is one readable line.
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if self.png:
-            data["image/png"] = base64.b64encode(self.png).decode("ascii")
+        data["text/plain"] = repr(self)
+        png = render.encode_png(self.static_rgb())
+        data["image/png"] = base64.b64encode(png).decode("ascii")
         return bundle
 
 

@@ -9,6 +9,7 @@ and SmoothGrad take a second or more; the newest request wins) and kept in the s
 from __future__ import annotations
 
 import html
+import inspect
 from typing import Any
 
 import ipywidgets as widgets
@@ -21,9 +22,12 @@ from ..engine.adapter import Preprocess
 from ..errors import check_index
 from ..explain import CAM_METHODS, default_cam_layer, evidence, grad_cam, predict_top, saliency
 from ..export import Section
+from ..i18n import gettext_
 from ..images import load_image, resize_image
 from .background import Job
 from .base import ExplorerBase
+from .cam_trust import CamTrustMixin
+from .frontend import has_feature, stand_in_note
 from .picture import Picture
 from .state import ColormapState, LayerState
 
@@ -33,10 +37,18 @@ METHOD_CHOICES = (
     ("Grad-CAM++", "gradcam++"),
     ("Score-CAM", "scorecam"),
     ("LayerCAM", "layercam"),
+    ("HiResCAM", "hirescam"),
+    ("Grad-CAM element-wise", "gradcam_elementwise"),
+    ("XGrad-CAM", "xgradcam"),
+    ("AblationCAM", "ablationcam"),
+    ("Eigen-CAM", "eigencam"),
+    ("EigenGrad-CAM", "eigengradcam"),
     ("Saliency (gradient)", "vanilla"),
     ("SmoothGrad", "smoothgrad"),
     ("Guided backprop", "guided_backprop"),
     ("Guided Grad-CAM", "guided_gradcam"),
+    ("Integrated gradients", "integrated_gradients"),
+    ("Occlusion", "occlusion"),
 )
 METHODS = tuple(value for _, value in METHOD_CHOICES)
 _METHOD_LABELS = {value: label for label, value in METHOD_CHOICES}
@@ -54,7 +66,7 @@ def _selection(selected: Any) -> list[int]:
     return [] if selected is None else [int(i) for i in np.asarray(selected).ravel()]
 
 
-class CamExplorer(LayerState, ColormapState, ExplorerBase):
+class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
     """Class activation maps over the photo, with the top predictions as a clickable bar chart.
 
     Parameters
@@ -150,6 +162,28 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         return image if scale == 1.0 else resize_image(image, self._overlay_size)
 
     def _build_controls(self) -> None:
+        self.bars = None
+        self.frontend_note = widgets.HTML(layout=widgets.Layout(display="none"))
+        if has_feature("bqplot"):
+            self._build_chart()
+        else:  # stock stand-in: the top classes as a list to pick from
+            self.chart = widgets.Select(
+                options=[(f"{name} · {self._shown_value(p)}", i)
+                         for name, (i, _, p) in zip(self._bar_names(), self.top, strict=True)],
+                value=None, rows=len(self.top), description="Top",
+                layout=widgets.Layout(width="420px"),
+            )  # fmt: skip
+            self.chart.observe(self._on_class_listed, names="value")
+            note = stand_in_note("bqplot").replace("buttons", "list")
+            self.frontend_note.value = f'<div class="cnnviz-note" style="color:#555">ℹ {note}</div>'
+            self.frontend_note.layout.display = ""
+        self._build_pickers()
+
+    def _shown_value(self, value: float) -> str:
+        regression = self._adapter.head_activation(self._output) == "linear"
+        return f"{value:.4g}" if regression else f"{value:.1%}"
+
+    def _build_chart(self) -> None:
         from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
 
         names = self._bar_names()
@@ -181,23 +215,29 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
             ],
             fig_margin={"top": 10, "bottom": 40, "left": 150, "right": 10},
             layout=widgets.Layout(width="420px", height="240px"),
-            title="Top predictions — click a bar",
+            title=gettext_("Top predictions — click a bar"),
         )
         self.bars.observe(self._on_bar_click, names="selected")
+
+    def _build_pickers(self) -> None:
         self.class_picker = widgets.Combobox(
-            options=self._class_options(), placeholder="any class…", ensure_option=True,
-            description="Class", layout=widgets.Layout(width="320px"),
+            options=self._class_options(), placeholder=gettext_("any class…"),
+            ensure_option=True, description=gettext_("Class"), layout=widgets.Layout(width="320px"),
         )  # fmt: skip
         self.class_picker.observe(self._on_class_typed, names="value")
-        self.method_dropdown = widgets.Dropdown(options=list(METHOD_CHOICES), description="Method")
+        self.method_dropdown = widgets.Dropdown(
+            options=list(METHOD_CHOICES), description=gettext_("Method")
+        )
         self.layer_dropdown = widgets.Dropdown(
-            options=self._adapter.layer_paths, description="Layer",
+            options=self._adapter.layer_paths, description=gettext_("Layer"),
             layout=widgets.Layout(width="360px"),
         )  # fmt: skip
         self.cmap_dropdown = widgets.Dropdown(
-            options=list(COLORMAP_CHOICES), description="Colormap"
+            options=list(COLORMAP_CHOICES), description=gettext_("Colormap")
         )
-        self.alpha_slider = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="Opacity")
+        self.alpha_slider = widgets.FloatSlider(
+            min=0.0, max=1.0, step=0.05, description=gettext_("Opacity")
+        )
         # In a column a picture is stretched to the full width unless it aligns to the start;
         # it may still shrink to fit a narrow notebook, keeping its proportions.
         self.view = widgets.Image(
@@ -208,12 +248,14 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         # Until the first map is ready, ``rgb`` is the photo and ``png`` is empty.
         self.picture = Picture(self.view, self.caption, rgb=self._photo)
         self.progress = widgets.HTML()
+        self._stop_button()
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         for control, name in [
             (self.chart, "chart"), (self.class_picker, "class"), (self.method_dropdown, "method"),
             (self.layer_dropdown, "layer"), (self.cmap_dropdown, "cmap"),
             (self.alpha_slider, "alpha"), (self.view, "view"), (self.caption, "caption"),
             (self.message, "message"), (self.progress, "progress"),
+            (self.frontend_note, "frontend-note"),
         ]:  # fmt: skip
             self._css(control, name)
 
@@ -248,11 +290,12 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
                 self.layer_dropdown,
                 self.cmap_dropdown,
                 self.alpha_slider,
-                self.progress,
+                widgets.HBox([self.stop_button, self.progress]),
             ]
         )
         top = widgets.HBox([self.chart, controls])
-        return [top, self.message, self.view, self.caption]
+        return [top, self.frontend_note, self.message, self.view, self.caption,
+                *self._trust_children()]  # fmt: skip
 
     def _link_controls(self) -> None:
         for name, control in [
@@ -260,6 +303,7 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
             ("cmap", self.cmap_dropdown), ("alpha", self.alpha_slider),
         ]:  # fmt: skip
             traitlets.link((self, name), (control, "value"))
+        self._link_busy()
 
     # ------------------------------------------------------------------ trait rules
     @traitlets.validate("class_index")
@@ -284,6 +328,9 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
     def _select_bar(self) -> None:
         """Highlight the explained class's bar (none when it is not among the top k)."""
         indexes = [i for i, _, _ in self.top]
+        if self.bars is None:  # the stock list
+            self.chart.value = self.class_index if self.class_index in indexes else None
+            return
         selected = [indexes.index(self.class_index)] if self.class_index in indexes else []
         if _selection(self.bars.selected) != selected:
             self.bars.selected = selected or None
@@ -304,6 +351,10 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         if len(selected) == 1:
             self.class_index = self.top[int(selected[0])][0]
 
+    def _on_class_listed(self, change: dict) -> None:
+        if change["new"] is not None:
+            self.class_index = int(change["new"])
+
     def _on_class_typed(self, change: dict) -> None:
         value = change["new"]
         if value:
@@ -317,15 +368,21 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
                 self.class_index, self._output)  # fmt: skip
 
     def _compute(self, method: str, layer: str, class_index: int) -> np.ndarray:
-        if method in CAM_METHODS:
-            return grad_cam(
-                self._adapter, self._image, class_index, layer=layer, method=method,
-                output=self._output,
-            )  # fmt: skip
-        return saliency(
-            self._adapter, self._image, class_index, method=method,
-            layer=layer if method == "guided_gradcam" else None, output=self._output,
-        )  # fmt: skip
+        job: Job | None = getattr(self, "_running_job", None)  # set by the worker's job
+        function = grad_cam if method in CAM_METHODS else saliency
+        options: dict[str, Any] = {"method": method, "output": self._output}
+        if method in CAM_METHODS or method == "guided_gradcam":
+            options["layer"] = layer
+        # Batched methods stop between batches when given the job's cancel check; no text
+        # bar from a background thread (the widget shows its own progress).
+        accepted = inspect.signature(function).parameters
+        if job is not None and "cancel" in accepted:
+            options["cancel"] = lambda: job.cancelled
+        if "progress" in accepted:
+            options["progress"] = False
+        if "cache" in accepted:  # the layer's (features, gradient) pair kept: methods switch fast
+            options["cache"] = self._cache
+        return function(self._adapter, self._image, class_index, **options)
 
     def _refresh(self) -> None:
         if self._suspended:
@@ -344,6 +401,7 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         self.progress.value = f'<span class="cnnviz-busy">⏳ computing {html.escape(label)}…</span>'
 
         def work(job: Job) -> np.ndarray:
+            self._running_job = job  # one worker per explorer: its cancel reaches _compute
             heat = self._compute(method, layer, class_index)
             job.check()
             return self._cache.put(key, heat)
@@ -359,6 +417,11 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         self.busy = False
         self.progress.value = ""
         self._show_error(exc)
+
+    def _stopped(self) -> None:
+        if self.busy:
+            self.busy = False
+            self.progress.value = '<span class="cnnviz-stopped">■ stopped</span>'
 
     def wait(self, timeout: float | None = 60) -> bool:
         """Block until the map being computed is shown (for scripts and tests)."""
@@ -376,6 +439,7 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
             f"{html.escape(_METHOD_LABELS[self.method])}{where}",
         )
         self._clear_error(self._evidence_notes(heat))
+        self._map_shown(heat)  # readouts and drill-down (cam_trust.py)
 
     def _evidence_notes(self, heat: np.ndarray) -> list[str]:
         """Say in words when a class activation map shows no *where* (not for saliency)."""
@@ -392,6 +456,7 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         return []
 
     _exported_traits = ("class_index", "method", "layer", "cmap", "alpha")
+    _code_traits = ("method", "layer", "cmap", "alpha", "class_index", "point", "drill_channel")
 
     def _export_sections(self) -> list[Section]:
         sections = super()._export_sections()
@@ -399,7 +464,16 @@ class CamExplorer(LayerState, ColormapState, ExplorerBase):
         shown = "{:.4g}" if regression else "{:.1%}"
         sections[0].table = [(i, label, shown.format(p)) for i, label, p in self.top]
         sections[0].header = ("class", "label", "value" if regression else "probability")
-        return sections
+        return [*sections, *self._trust_sections()]
+
+    _static_wait = 30.0  # a map takes well under a second, Score-CAM a few
+
+    def _static_panels(self) -> list[np.ndarray]:
+        return [self._photo, *super()._static_panels()]
+
+    def _static_caption(self) -> str:
+        top = ", ".join(f"{label} {self._shown_value(p)}" for _, label, p in self.top)
+        return f"{super()._static_caption()} · top: {top}"
 
     @property
     def heatmap(self) -> np.ndarray | None:

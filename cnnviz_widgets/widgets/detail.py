@@ -1,4 +1,9 @@
-"""One channel as an interactive matplotlib figure (ipympl), for the explorer's Detail tab."""
+"""One channel as a matplotlib figure for the explorer's Detail tab: interactive (ipympl) or plain.
+
+:class:`DetailFigure` needs ipympl's front end; :class:`DetailPicture` is its stock stand-in (the
+same figure drawn once as a PNG in an ``ipywidgets.Image``). Both have ``canvas`` (the widget)
+and ``show(channel_map, title, cmap)``.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +39,40 @@ class DetailFigure:
         self.image.set_cmap(cmap)
         self.axes.set_title(title, fontsize=9)
         self.canvas.draw_idle()
+
+
+class DetailPicture:
+    """The Detail figure as a plain PNG (stock ipywidgets): channel, colorbar, title, no toolbar.
+
+    Used where ipympl's front end is absent (see :mod:`.frontend`).
+    """
+
+    def __init__(self) -> None:
+        import ipywidgets as widgets
+
+        self.canvas = widgets.Image(format="png")
+        self.canvas.add_class("cnnviz-detail")
+        self.canvas.add_class("cnnviz-detail-static")
+
+    def show(self, channel_map: np.ndarray, title: str, cmap: str) -> None:
+        """Draw ``channel_map`` (H, W) with its own value range, titled ``title``, as PNG."""
+        import io
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(5, 4), dpi=80, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        lo, hi = float(np.nanmin(channel_map)), float(np.nanmax(channel_map))
+        image = axes.imshow(channel_map, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-6)
+        figure.colorbar(image, ax=axes)
+        axes.set_title(title, fontsize=9)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        self.canvas.value = buffer.getvalue()
+
+
+def detail_view(interactive: bool) -> DetailFigure | DetailPicture:
+    """The interactive figure when ipympl's front end is there, else the plain picture."""
+    return DetailFigure() if interactive else DetailPicture()

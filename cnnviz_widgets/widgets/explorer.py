@@ -9,9 +9,10 @@ import ipywidgets as widgets
 from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
 from ..export import Section
+from ..i18n import gettext_ as _
 from .activations import ActivationExplorer
 from .base import ExplorerBase
-from .summary import LayerSummary
+from .summary import LayerSummary, real_shapes
 
 TABS = ("Activations", "Filters", "Class activation", "Summary")
 
@@ -72,13 +73,16 @@ class Explorer(ExplorerBase):
             children=[self.activations, self._filters_box, self._cam_box, self.summary]
         )
         for index, title in enumerate(TABS):
-            self.tabs.set_title(index, title)
+            self.tabs.set_title(index, _(title))
         self.tabs.add_class("cnnviz-explorer-tabs")
         self.tabs.observe(self._on_tab, names="selected_index")
         super().__init__([self.tabs])
 
     def _on_tab(self, change: dict) -> None:
         tab = change["new"]
+        if tab == 3 and not getattr(self, "_shapes_shown", False):
+            self._shapes_shown = True  # the real shapes for this image, read once
+            self.summary.show_shapes(real_shapes(self._adapter, self.activations._image))
         if tab == 1 and self.filters is None:
             from .filters import FilterExplorer
 
@@ -91,6 +95,38 @@ class Explorer(ExplorerBase):
                 self._adapter, self._image, labels=self._labels, cache=self._cache
             )
             self._cam_box.children = [self.cam]
+            self.cam.observe(self._open_drilled, names="drill_channel")
+
+    def _open_drilled(self, change: dict) -> None:
+        """A channel picked in the class-activation drill-down opens in the Activations tab."""
+        if change["new"] is None:
+            return
+        view = self.activations
+        with view._held():
+            view.layer = self.cam.layer
+            view.channel = change["new"]
+            view.mode = "channel"
+        view._refresh()
+        self.tabs.selected_index = 0
+
+    def to_code(self, name: str = "view") -> str:
+        """Python that recreates this explorer's tabs and views from ``model`` and ``image``.
+
+        Opened tabs are opened again (the Class activation tab before the Activations tab: a
+        drill-down pick there moves the Activations tab), then the selected tab is selected.
+        """
+        options = ", preprocess=preprocess" if self._adapter.preprocess is not None else ""
+        lines = ["import cnnviz_widgets as cv", "", f"{name} = cv.Explorer(model, image{options})"]
+        for attribute, tab in (("filters", 1), ("cam", 2), ("activations", 0)):
+            view = getattr(self, attribute)
+            if view is None:
+                continue
+            if tab:
+                lines.append(f"{name}.tabs.selected_index = {tab}  # opens the tab")
+            lines += [f"{name}.{attribute}.{trait} = {getattr(view, trait)!r}"
+                      for trait in view._code_traits]  # fmt: skip
+        lines.append(f"{name}.tabs.selected_index = {self.tabs.selected_index or 0}")
+        return "\n".join(lines) + "\n"
 
     def _open_layer(self, path: str) -> None:
         """Summary pick: show that layer's activations."""
@@ -114,6 +150,19 @@ class Explorer(ExplorerBase):
     def rgb(self) -> Any:
         """The selected tab's picture as uint8 (H, W, 3)."""
         return (self.current or self.activations).rgb
+
+    def static_rgb(self) -> Any:
+        """The selected tab's static picture (the activations' for the summary tab)."""
+        return (self.current or self.activations).static_rgb()
+
+    def __repr__(self) -> str:
+        model = getattr(self._adapter, "model", None)
+        tabs = getattr(self, "tabs", None)
+        tab = TABS[(tabs.selected_index or 0) if tabs is not None else 0]
+        view = getattr(self, "activations", None)
+        layer = f", layer={view.layer!r}" if view is not None else ""
+        name = f"model={model.name!r}, " if model is not None else ""
+        return f"Explorer({name}tab={tab!r}{layer})"
 
     def _export_sections(self) -> list[Section]:
         sections = []

@@ -20,8 +20,10 @@ from .. import render
 from ..ascent import DEFAULT_STEPS, default_steps, filter_ascent
 from ..engine.adapter import Preprocess
 from ..errors import CnnVizError
+from ..i18n import gettext_ as _
 from .background import Job
 from .base import ExplorerBase, click_pixel
+from .frontend import stand_in_note
 from .picture import Picture
 from .state import PagedChannelState
 
@@ -105,6 +107,7 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         self._images: np.ndarray | None = None
         self._shown_channels: tuple[int, ...] = ()
         self._grid_layout: render.GridLayout | None = None
+        self._enlarged_rgb: np.ndarray | None = None
         self._build_controls()
         super().__init__(self._layout_children())
 
@@ -125,35 +128,39 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         css = self._css
         self.layer_dropdown = css(
             widgets.Dropdown(
-                options=self._adapter.layer_paths, description="Layer",
+                options=self._adapter.layer_paths, description=_("Layer"),
                 layout=widgets.Layout(width="360px"),
             ),
             "layer",
         )  # fmt: skip
-        self.page_slider = css(widgets.IntSlider(min=1, max=1, description="Page"), "page")
-        self.channel_slider = css(widgets.IntSlider(min=0, max=0, description="Channel"), "channel")
+        self.page_slider = css(widgets.IntSlider(min=1, max=1, description=_("Page")), "page")
+        self.channel_slider = css(
+            widgets.IntSlider(min=0, max=0, description=_("Channel")), "channel"
+        )
         self.steps_slider = css(
-            widgets.IntSlider(min=8, max=1024, step=8, description="Steps"), "steps"
+            widgets.IntSlider(min=8, max=1024, step=8, description=_("Steps")), "steps"
         )
         self.size_dropdown = css(
-            widgets.Dropdown(options=list(SIZE_CHOICES), description="Size"), "size"
+            widgets.Dropdown(options=list(SIZE_CHOICES), description=_("Size")), "size"
         )
         self.tv_slider = css(
-            widgets.FloatSlider(min=0.0, max=5.0, step=0.25, description="Smoothness"), "tv"
+            widgets.FloatSlider(min=0.0, max=5.0, step=0.25, description=_("Smoothness")),
+            "tv",
         )
         self.param_buttons = css(
-            widgets.ToggleButtons(options=[("FFT", "fft"), ("Pixels", "pixel")]), "param"
+            widgets.ToggleButtons(options=[("FFT", "fft"), (_("Pixels"), "pixel")]), "param"
         )
         self.show_buttons = css(
             widgets.ToggleButtons(
-                options=[("Filter ascent", "ascent"), ("Kernel weights", "kernels")]
+                options=[(_("Filter ascent"), "ascent"), (_("Kernel weights"), "kernels")]
             ),
             "show",
         )
         self.progress_bar = css(
-            widgets.IntProgress(min=0, max=1, description="Progress"), "progress"
+            widgets.IntProgress(min=0, max=1, description=_("Progress")), "progress"
         )
         self.progress_label = css(widgets.HTML(), "progress-label")
+        self._stop_button()
         self.view = css(
             widgets.Image(format="png", layout=widgets.Layout(min_width="0", flex="0 1 auto")),
             "view",
@@ -162,22 +169,33 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         self.caption = css(widgets.HTML(), "caption")
         self.picture = Picture(self.view, self.caption)
         self.message = css(widgets.HTML(layout=widgets.Layout(display="none")), "message")
-        # Clicking an image of the grid enlarges it.
-        self._on_click(self.view, self._open_tile)
+        # Clicking an image of the grid enlarges it; without ipyevents the Channel slider does.
+        self._clicks = self._on_click(self.view, self._open_tile)
+        note = "" if self._clicks else stand_in_note("ipyevents", where="Channel slider")
+        self.frontend_note = css(
+            widgets.HTML(
+                f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(note)}</div>'
+                if note else "",
+                layout=widgets.Layout(display="" if note else "none"),
+            ),
+            "frontend-note",
+        )  # fmt: skip
 
     def _layout_children(self) -> list[widgets.Widget]:
         controls = widgets.VBox(
             [
                 widgets.HBox([self.layer_dropdown, self.page_slider, self.channel_slider]),
                 widgets.HBox([self.steps_slider, self.size_dropdown, self.tv_slider]),
-                widgets.HBox([self.param_buttons, self.progress_bar, self.progress_label]),
+                widgets.HBox(
+                    [self.param_buttons, self.progress_bar, self.stop_button, self.progress_label]
+                ),
                 self.show_buttons,
             ]
         )
         views = widgets.HBox(
             [self.view, self.enlarged], layout=widgets.Layout(align_items="flex-start")
         )
-        return [controls, self.message, views, self.caption]
+        return [controls, self.frontend_note, self.message, views, self.caption]
 
     def _link_controls(self) -> None:
         for name, control in [
@@ -187,6 +205,7 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         ]:  # fmt: skip
             traitlets.link((self, name), (control, "value"))
         self._link_range(self.channel_slider, self.page_slider)
+        self._link_busy()
 
     # ------------------------------------------------------------------ state
     def _count_channels(self, layer: str) -> int:
@@ -241,24 +260,33 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
             self.progress_bar.value = 0
             self.progress_bar.max = steps
             self.progress_bar.bar_style = ""
-        self.progress_label.value = "starting…"
+        self.progress_label.value = _("starting…")
 
         def work(job: Job) -> np.ndarray:
+            # Frames stream from step 8: bench/suite_teaching.py measured them selective (each
+            # image wins its own channel) within seconds, sooner and more so than a half-size
+            # preview (ascent.schedule.preview_then_full), which is therefore not used here.
             return filter_ascent(
                 self._adapter, layer, list(channels), size=size, steps=steps, tv=tv,
-                param=param, seed=self._seed, every=FRAME_EVERY,
+                param=param, seed=self._seed, every=FRAME_EVERY, progress=False,
                 on_step=lambda done, total, frames: job.report((done, total, frames)),
                 cancel=lambda: job.cancelled,
             )  # fmt: skip
 
         self._submit(work, self._finished, self._progress, on_error=self._failed)
 
-    def _progress(self, job: Job, progress: tuple[int, int, np.ndarray | None]) -> None:
-        done, total, frames = progress
+    def _progress(self, job: Job, progress: tuple) -> None:
+        done, total, frames, *stage = progress
+        self._stage = stage[0] if stage else "full"
         with self.progress_bar.hold_sync():
             self.progress_bar.max = total
             self.progress_bar.value = done
-        self.progress_label.value = f"step {done} of {total}"
+        if self._stage == "preview":
+            self.progress_label.value = _("quick preview: step {done} of {total}").format(
+                done=done, total=total
+            )
+        else:
+            self.progress_label.value = _("step {done} of {total}").format(done=done, total=total)
         if frames is not None:
             self._draw(frames, final=False)
 
@@ -268,7 +296,7 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         with self.progress_bar.hold_sync():
             self.progress_bar.value = self.progress_bar.max
             self.progress_bar.bar_style = "success"
-        self.progress_label.value = "done"
+        self.progress_label.value = _("done")
         self._draw(images, final=True)
 
     def _failed(self, exc: BaseException) -> None:
@@ -276,8 +304,14 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         with self.progress_bar.hold_sync():
             self.progress_bar.value = 0
             self.progress_bar.bar_style = "danger"
-        self.progress_label.value = "stopped"
+        self.progress_label.value = _("stopped")
         self._show_error(exc)
+
+    def _stopped(self) -> None:
+        if self.busy:
+            self.busy = False
+            self.progress_bar.bar_style = "warning"
+            self.progress_label.value = _("stopped")
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, images: np.ndarray, *, final: bool) -> None:
@@ -285,13 +319,19 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         rgb, layout = render.image_grid(
             images, channels, columns=min(GRID_COLUMNS, len(channels)), tile_min_side=64
         )
+        rgb = render.number_tiles(rgb, layout)
         self._grid_layout = layout
-        state = "" if final else " · forming…"
+        preview = getattr(self, "_stage", "full") == "preview"
+        state = "" if final else _(" · quick preview…") if preview else _(" · forming…")
+        caption = _(
+            "<b>{layer}</b> · channels {first}–{last} · page {page} of {pages} · {size} px, "
+            "{steps} steps{state}"
+        ).format(
+            layer=html.escape(self.layer), first=channels[0], last=channels[-1],
+            page=self.page + 1, pages=self._pages, size=self.size, steps=self.steps, state=state,
+        )  # fmt: skip
         self.picture.show(
-            rgb,
-            f"<b>{html.escape(self.layer)}</b> · channels {channels[0]}–{channels[-1]} · "
-            f"page {self.page + 1} of {self._pages} · {self.size} px, {self.steps} steps{state}"
-            " · click an image to enlarge it",
+            rgb, caption + (_(" · click an image to enlarge it") if self._clicks else "")
         )
         if final:
             self._clear_error()
@@ -312,10 +352,13 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         kh, kw, inputs, outputs = weights.shape
         self.busy = False
         self.enlarged.value = b""
+        self._enlarged_rgb = None
         self.picture.show(
             rgb,
-            f"<b>{html.escape(self.layer)}</b> · {outputs} kernels of {kh}×{kw}×{inputs}"
-            " · red positive, blue negative",
+            _(
+                "<b>{layer}</b> · {outputs} kernels of {kh}×{kw}×{inputs} · red positive, "
+                "blue negative"
+            ).format(layer=html.escape(self.layer), outputs=outputs, kh=kh, kw=kw, inputs=inputs),
         )
         self._clear_error()
 
@@ -327,6 +370,7 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         tile, _ = render.image_grid(
             picture[None], [self.channel], pad=0, tile_min_side=ENLARGED_SIDE
         )
+        self._enlarged_rgb = tile
         self.enlarged.value = render.encode_png(tile)
 
     def handle_view_click(self, event: dict) -> None:
@@ -343,6 +387,13 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
             self.channel = channel
 
     _exported_traits = ("layer", "show", "page", "channel", "size", "steps", "tv", "param")
+    # The page follows the channel: setting the channel sets it.
+    _code_traits = ("layer", "channel", "size", "steps", "tv", "param", "show")
+    _static_wait = 5.0  # a capped run (CNNVIZ_MAX_STEPS) finishes; a long one shows its frames
+
+    def _static_panels(self) -> list[np.ndarray]:
+        shown = super()._static_panels()
+        return [*shown, self._enlarged_rgb] if shown and self._enlarged_rgb is not None else shown
 
     @property
     def images(self) -> np.ndarray | None:

@@ -25,6 +25,7 @@ import traitlets
 
 from .. import render
 from ..errors import check_index
+from ..i18n import gettext_ as _
 
 
 class LayerState(traitlets.HasTraits):
@@ -105,15 +106,19 @@ class PagedChannelState(LayerState):
     # ------------------------------------------------------------------ validators
     @traitlets.validate("channel")
     def _valid_channel(self, proposal: dict) -> int:
-        value, count, owner = proposal["value"], self._channels, f"layer {self.layer!r}"
-        return self._checked(lambda: check_index(value, count, "Channel", owner, things="channels"))
+        value, count = proposal["value"], self._channels
+        owner = _("layer {layer!r}").format(layer=self.layer)
+        return self._checked(
+            lambda: check_index(value, count, _("Channel"), owner, things=_("channels"))
+        )
 
     @traitlets.validate("page")
     def _valid_page(self, proposal: dict) -> int:
         pages = render.page_count(self._channels, self._page_size)
-        things = f"{'page' if pages == 1 else 'pages'} of {self._page_size} channels"
+        things = _("page of {size} channels") if pages == 1 else _("pages of {size} channels")
+        things = things.format(size=self._page_size)
         return self._checked(
-            lambda: check_index(proposal["value"], pages, "page", "this layer", things=things)
+            lambda: check_index(proposal["value"], pages, _("page"), _("this layer"), things=things)
         )
 
     # ------------------------------------------------------------------ observers

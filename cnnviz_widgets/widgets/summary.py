@@ -1,4 +1,8 @@
-"""A model summary table (layer path, class, output shape, parameters) to pick a layer from."""
+"""A model summary table (layer path, class, output shape, parameters) to pick a layer from.
+
+Models that take any image size have ``?`` in their declared shapes; once an image is known,
+:func:`real_shapes` reads each layer's true shape from one forward pass and the table shows it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,29 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..engine.adapter import ModelAdapter
+from ..i18n import gettext_ as _
+
+# Layers tapped per forward pass when reading shapes: bounds the memory of one pass.
+_SHAPE_CHUNK = 24
 
 
-def summary_rows(adapter: ModelAdapter) -> list[tuple[str, str]]:
+def real_shapes(adapter: ModelAdapter, image: Any) -> dict[str, tuple[int, ...]]:
+    """``{layer path: (H, W, C)}`` for every spatial layer, for this (prepared) image.
+
+    The maps are computed in chunks and dropped at once: only their shapes are kept.
+    """
+    paths = list(adapter.layer_paths)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for start in range(0, len(paths), _SHAPE_CHUNK):
+        chunk = paths[start : start + _SHAPE_CHUNK]
+        for path, maps in zip(chunk, adapter.feature_maps(image, chunk), strict=True):
+            shapes[path] = tuple(int(d) for d in maps.shape[-3:])
+    return shapes
+
+
+def summary_rows(
+    adapter: ModelAdapter, shapes: dict[str, tuple[int, ...]] | None = None
+) -> list[tuple[str, str]]:
     """One ``(label, layer path)`` per layer call; nested layers are indented under their model.
 
     Examples
@@ -18,10 +42,14 @@ def summary_rows(adapter: ModelAdapter) -> list[tuple[str, str]]:
     >>> label, path = summary_rows(adapter)[0]  # doctest: +SKIP
     >>> label.split(), path                     # doctest: +SKIP
     (['conv1', 'Conv2D', '16×16×4', '112'], 'conv1')
+
+    ``shapes`` (from :func:`real_shapes`) replaces the declared shapes, ``?`` included.
     """
     rows = []
+    shapes = shapes or {}
     for info in adapter.layers:
-        shape = "×".join("?" if d is None else str(d) for d in info.output_shape)
+        dims = shapes.get(info.path, info.output_shape)
+        shape = "×".join("?" if d is None else str(d) for d in dims)
         name = "  " * info.depth + info.path.rsplit("/", 1)[-1]
         rows.append((f"{name:<34} {info.class_name:<22} {shape:<16} {info.params:>10,}", info.path))
     return rows
@@ -40,15 +68,22 @@ class LayerSummary(widgets.VBox):
 
     def __init__(self, adapter: ModelAdapter, on_pick: Callable[[str], Any]) -> None:
         self._on_pick = on_pick
+        self._adapter = adapter
+        self._quiet = False
         model = adapter.model
         total = sum(info.params for info in adapter.layers if info.depth == 0)
         h, w, c = adapter.input_shape
-        size = "any size" if h is None or w is None else f"{h}×{w}"
+        size = _("any size") if h is None or w is None else f"{h}×{w}"
+        channels = _("{c} channel") if c == 1 else _("{c} channels")
         self.header = widgets.HTML(
-            f"<b>{model.name}</b> · input {size}, {c} channel{'s' if c != 1 else ''} · "
-            f"{total:,} parameters · {len(adapter.layer_paths)} layers with feature maps"
-            " · pick a layer to open it"
-        )
+            _(
+                "<b>{name}</b> · input {size}, {channels} · {total:,} parameters · {layers} "
+                "layers with feature maps · pick a layer to open it"
+            ).format(
+                name=model.name, size=size, channels=channels.format(c=c), total=total,
+                layers=len(adapter.layer_paths),
+            )
+        )  # fmt: skip
         self.table = widgets.Select(
             options=summary_rows(adapter), value=None, rows=14,
             layout=widgets.Layout(width="100%"),
@@ -62,5 +97,14 @@ class LayerSummary(widgets.VBox):
         self.add_class("cnnviz-summary")
 
     def _picked(self, change: dict) -> None:
-        if change["new"] is not None:
+        if change["new"] is not None and not self._quiet:
             self._on_pick(change["new"])
+
+    def show_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Show these shapes (from :func:`real_shapes`) instead of the declared ones."""
+        self._quiet = True  # new options select a row; that is not the user picking one
+        try:
+            self.table.options = summary_rows(self._adapter, shapes)
+            self.table.value = None
+        finally:
+            self._quiet = False

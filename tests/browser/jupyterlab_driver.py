@@ -69,8 +69,11 @@ class LabServer:
     root_dir: Path
     process: subprocess.Popen
     log_path: Path
+    app: str = "jupyterlab"
 
     def page_url(self, path: str) -> str:
+        if self.app == "notebook":  # Notebook 7: one notebook per page
+            return f"{self.url}/notebooks/{path}?token={self.token}"
         # `reset` starts from an empty workspace: JupyterLab would otherwise reopen every
         # notebook an earlier test opened, and their widgets would match this test's selectors.
         return f"{self.url}/lab/tree/{path}?token={self.token}&reset"
@@ -113,10 +116,15 @@ def running_lab(
     workdir: Path | None = None,
     startup_timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
+    app: str = "jupyterlab",
+    disabled_extensions: tuple[str, ...] = (),
 ) -> Iterator[LabServer]:
     """Start JupyterLab on a temp copy of ``notebooks``; stop it (and its kernels) on exit.
 
-    ``extra_env`` is added to the server's (and so its kernels') environment.
+    ``extra_env`` is added to the server's (and so its kernels') environment. ``app`` is
+    ``"jupyterlab"`` or ``"notebook"`` (Notebook 7). ``disabled_extensions`` are disabled with
+    ``jupyter labextension disable --level=user`` in the run's private config directory (the
+    user's and the virtualenv's configuration are not touched).
     """
     own_workdir = workdir is None
     base = Path(tempfile.mkdtemp(prefix="cnnviz-lab-")) if own_workdir else Path(workdir)
@@ -151,11 +159,17 @@ def running_lab(
     )
     env.update(extra_env or {})
     env.pop("JUPYTER_TOKEN", None)
+    if disabled_extensions:
+        subprocess.run(
+            [sys.executable, "-m", "jupyter", "labextension", "disable", "--level=user",
+             *disabled_extensions],
+            env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
     token = secrets.token_hex(24)
     port = free_port()
     log_path = base / "jupyterlab.log"
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-m", app,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -169,6 +183,8 @@ def running_lab(
         "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
         "--ServerApp.terminals_enabled=False",
     ]  # fmt: skip
+    if app == "notebook":  # the same options, on Notebook 7's application class
+        command = [c.replace("--LabApp.", "--JupyterNotebookApp.") for c in command]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
         command.append("--allow-root")
     with open(log_path, "wb") as log:
@@ -179,7 +195,7 @@ def running_lab(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, token, process, log_path, startup_timeout)
-        yield LabServer(url, token, root, process, log_path)
+        yield LabServer(url, token, root, process, log_path, app)
     finally:
         if process.poll() is None:
             process.terminate()  # the server shuts its kernels down on SIGTERM

@@ -1,0 +1,259 @@
+"""What CamExplorer adds on top of the map: trust readouts and the drill-down to channels.
+
+- **Readouts.** Once a map is shown, its deletion and insertion scores (Petsiuk et al. 2018),
+  next to a random map's, are computed in the background (``_submit``: a newer request
+  cancels them) and kept in the cache, so coming back to a map shows them at once.
+- **Drill-down.** Click a point of the overlay, or set ``cam.point = (y, x)`` (photo pixels):
+  the channels of the layer are ranked by gradient × activation at that spot for the class
+  (:func:`~cnnviz_widgets.explain.drilldown.rank_channels`), and the best ones are shown as
+  their activation maps over the photo. Clicking one (or the list) sets ``cam.drill_channel``;
+  the tabbed :class:`~cnnviz_widgets.widgets.explorer.Explorer` opens it in its Activations tab.
+
+The gradients behind the ranking are computed with the readouts, so ranking a new point after
+the map is shown is numpy work on one row of channels.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from .. import render
+from ..errors import check_index
+from ..explain.drilldown import channel_gradients, image_cell, rank_channels
+from ..explain.trust import faithfulness
+from ..export import Section
+from ..images import resize_image
+from .base import click_pixel
+
+#: Channels shown in the drill-down.
+DRILL_CHANNELS = 8
+#: Channels offered in the drill-down's list (``drilled`` holds them all).
+DRILL_LISTED = 32
+#: Height of each channel's picture in the drill-down.
+DRILL_TILE_HEIGHT = 96
+#: Points of each deletion/insertion curve in the readouts (the functions default to 32).
+READOUT_STEPS = 16
+
+
+class CamTrustMixin(traitlets.HasTraits):
+    """Readouts and drill-down traits and controls for :class:`~.cam.CamExplorer`."""
+
+    point = traitlets.Tuple(
+        default_value=None, allow_none=True, help="(y, x) in photo pixels to drill down at."
+    )
+    drill_channel = traitlets.Int(None, allow_none=True, help="Channel picked in the drill-down.")
+    drilled = traitlets.List(help="[(channel, score), …] at point, highest first (read-only).")
+    readouts = traitlets.Dict(help="Deletion/insertion scores of the map and of a random map.")
+    show_readouts = traitlets.Bool(True, help="Compute deletion/insertion scores for each map.")
+
+    # ------------------------------------------------------------------ controls
+    def _trust_children(self) -> list[widgets.Widget]:
+        """The readout line and the drill-down panel (called once the view exists)."""
+        self.readout = self._css(widgets.HTML(), "readout")
+        self.drill_caption = self._css(widgets.HTML(), "drill-caption")
+        self.drill_view = self._css(
+            widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start")), "drill"
+        )
+        self.drill_picker = self._css(
+            widgets.Dropdown(options=[("—", None)], description="Channel"), "drill-channel"
+        )
+        self.drill_picker.observe(self._on_drill_picked, names="value")
+        self._drill_layout: render.GridLayout | None = None
+        self._drill_arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self.drill_box = widgets.VBox(
+            [self.drill_caption, self.drill_picker, self.drill_view],
+            layout=widgets.Layout(display="none"),
+        )
+        self._on_click(self.view, self._clicked_overlay)
+        self._overlay_events = self._click_events  # the next _on_click replaces the attribute
+        self._on_click(self.drill_view, self._clicked_channel)
+        return [self.readout, self.drill_box]
+
+    # ------------------------------------------------------------------ trait rules
+    @traitlets.validate("point")
+    def _valid_point(self, proposal: dict) -> Any:
+        value = proposal["value"]
+        if value is not None:
+            self._checked(lambda: image_cell(value, self._image.size, (1, 1)))
+            value = tuple(value)
+        return value
+
+    @traitlets.validate("drill_channel")
+    def _valid_drill_channel(self, proposal: dict) -> Any:
+        value = proposal["value"]
+        if value is None:
+            return None
+        count = self._adapter.layer_info(self.layer).channels
+        owner = f"layer {self.layer!r}"
+        return self._checked(
+            lambda: check_index(value, count, "drill_channel", owner, things="channels")
+        )
+
+    @traitlets.observe("point")
+    def _on_point(self, change: dict) -> None:
+        self.drill_channel = None
+        if not self._suspended:
+            with self._draw_lock:
+                self._drill()
+
+    @traitlets.observe("drill_channel")
+    def _on_drill_channel(self, change: dict) -> None:
+        if self.drill_picker.value != change["new"] and any(
+            v == change["new"] for _, v in self.drill_picker.options
+        ):
+            self.drill_picker.value = change["new"]
+
+    def _on_drill_picked(self, change: dict) -> None:
+        if change["new"] is not None:
+            self.drill_channel = change["new"]
+
+    def handle_overlay_click(self, event: dict) -> None:
+        """Drill down where an ipyevents ``click`` on the overlay landed (``dataX``/``dataY``)."""
+        pixel = click_pixel(event)
+        if pixel is not None:
+            self._clicked_overlay(*pixel)
+
+    def handle_drill_click(self, event: dict) -> None:
+        """Pick the channel under an ipyevents ``click`` on the drill-down pictures."""
+        pixel = click_pixel(event)
+        if pixel is not None:
+            self._clicked_channel(*pixel)
+
+    def _clicked_overlay(self, x: float, y: float) -> None:
+        (h, w), (oh, ow) = self._image.size, self._overlay_size
+        self.point = (min(h - 1, int(y * h / oh)), min(w - 1, int(x * w / ow)))
+
+    def _clicked_channel(self, x: float, y: float) -> None:
+        if self._drill_layout is not None:
+            channel = self._drill_layout.tile_at(x, y)
+            if channel is not None:
+                self.drill_channel = channel
+
+    # ------------------------------------------------------------------ after a map is shown
+    def _trust_key(self, what: str) -> tuple:
+        return (self._adapter.identity, self._image.key, what, self.layer, self.class_index,
+                self._output, self.method)  # fmt: skip
+
+    def _gradients(self, class_index: int, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's features and class gradients, from the explorer's cache when there."""
+        features, grads, _ = channel_gradients(self._adapter, self._image, class_index, layer,
+                                               output=self._output, cache=self._cache)  # fmt: skip
+        return features, grads
+
+    def _map_shown(self, heat: np.ndarray) -> None:
+        """Called by ``_draw``: show what is known, compute the rest in the background."""
+        if self.busy:
+            # A redraw (colormap, opacity) while a new map is computed: submitting here would
+            # cancel that map; its arrival calls this again.
+            return
+        readouts = self._cache.get(self._trust_key("readouts"))
+        self._show_readouts(readouts)
+        regression = self._adapter.head_activation(self._output) == "linear"
+        if readouts is not None or not self.show_readouts or regression:
+            # Nothing to compute: the gradients came with these readouts (or come on demand).
+            if self.point is not None:
+                self._drill()
+            else:
+                self.drill_box.layout.display = "none"
+            return
+        if self.point is None:
+            self.drill_box.layout.display = "none"
+        class_index, layer, readout_key = self.class_index, self.layer, self._trust_key("readouts")
+
+        def work(job: Any) -> None:
+            # The drill-down's gradients first (a cache hit after a gradient CAM of the layer),
+            # so that a point clicked later ranks at once.
+            self._gradients(class_index, layer)
+            scores = [faithfulness(self._adapter, self._image, heat, class_index, metric=metric,
+                                   steps=READOUT_STEPS, output=self._output, progress=False,
+                                   cancel=lambda: job.cancelled)
+                      for metric in ("deletion", "insertion")]  # fmt: skip
+            job.check()
+            values = [v for s in scores for v in (float(s), s.random)]
+            self._cache.put(readout_key, np.asarray(values))
+
+        def done(_: Any) -> None:
+            self._show_readouts(self._cache.get(readout_key))
+            if self.point is not None:
+                self._drill()
+
+        def failed(exc: BaseException) -> None:  # the map stays; only the extras failed
+            self.readout.value = f'<span class="cnnviz-error">⚠ {html.escape(str(exc))}</span>'
+
+        self._submit(work, done, on_error=failed)
+
+    def _show_readouts(self, values: np.ndarray | None) -> None:
+        if values is None:
+            self.readouts = {}
+            wanted = self.show_readouts and self._adapter.head_activation(self._output) != "linear"
+            self.readout.value = (
+                '<span class="cnnviz-busy">⏳ deletion/insertion scores…</span>' if wanted else ""
+            )
+            return
+        deletion, deletion_random, insertion, insertion_random = (float(v) for v in values)
+        self.readouts = {"deletion": deletion, "deletion_random": deletion_random,
+                         "insertion": insertion, "insertion_random": insertion_random}  # fmt: skip
+        good = deletion < deletion_random and insertion > insertion_random
+        verdict = ("beats a random map on both" if good else
+                   "does not beat a random map on both: trust it less")  # fmt: skip
+        self.readout.value = (
+            f"Deletion <b>{deletion:.3f}</b> (random {deletion_random:.3f}, lower is better) · "
+            f"Insertion <b>{insertion:.3f}</b> (random {insertion_random:.3f}, higher is better)"
+            f" — {verdict}"
+        )
+
+    def _drill(self) -> None:
+        """Rank the channels at ``point`` and show the best ones over the photo."""
+        if self.point is None:
+            self.drill_box.layout.display = "none"
+            self.drilled = []
+            return
+        features, grads = self._gradients(self.class_index, self.layer)
+        cell = image_cell(self.point, self._image.size, features.shape[:2])
+        ranked = rank_channels(features, grads, cell)
+        self.drilled = ranked
+        best = [channel for channel, _ in ranked[:DRILL_CHANNELS]]
+        rgb, self._drill_layout = render.image_grid(
+            self._channel_pictures(features, best), best, columns=4, tile_min_side=1
+        )
+        y, x = self.point
+        shown = ", ".join(f"{c} ({s:.3g})" for c, s in ranked[:DRILL_CHANNELS])
+        self.drill_caption.value = (
+            f"Channels of <b>{html.escape(self.layer)}</b> behind "
+            f"<b>{html.escape(self._label_of(self.class_index))}</b> at (y={y}, x={x}), cell "
+            f"{cell}: {html.escape(shown)} · click one to open it"
+        )
+        listed = ranked[:DRILL_LISTED]
+        self.drill_picker.options = [("—", None), *[(f"{c} ({s:.3g})", c) for c, s in listed]]
+        picked = self.drill_channel
+        self.drill_picker.value = picked if picked in [c for c, _ in listed] else None
+        self.drill_view.value = render.encode_png(rgb)
+        self.drill_box.layout.display = ""
+
+    def _channel_pictures(self, features: np.ndarray, channels: list[int]) -> np.ndarray:
+        h, w = self._photo.shape[:2]
+        size = (DRILL_TILE_HEIGHT, max(1, round(w * DRILL_TILE_HEIGHT / h)))
+        photo = render.as_rgb_uint8(resize_image(self._photo, size))
+        maps = render.normalize_channels(features[:, :, channels])
+        maps = resize_image(maps, size).reshape(*size, len(channels))
+        return np.stack([
+            render.overlay(photo, np.clip(maps[:, :, i], 0, 1), cmap=self.cmap, alpha=self.alpha)
+            for i in range(len(channels))
+        ])  # fmt: skip
+
+    def _trust_sections(self) -> list[Section]:
+        """Readouts and the drill-down, for HTML exports."""
+        sections = []
+        if self.readouts:
+            sections.append(Section("Trust readouts", table=sorted(self.readouts.items()),
+                                    header=("score", "value")))  # fmt: skip
+        if self.drilled and self.drill_view.value:
+            sections.append(Section(f"Channels at point {self.point}", self.drill_view.value,
+                                    table=self.drilled[:DRILL_CHANNELS],
+                                    header=("channel", "gradient × activation")))  # fmt: skip
+        return sections

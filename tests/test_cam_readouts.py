@@ -1,0 +1,181 @@
+"""CamExplorer's trust readouts, drill-down and to_code(); the tabbed Explorer's hand-over."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import numpy as np
+import pytest
+from widget_comm import recording_comms  # noqa: F401  (fixture)
+
+from cnnviz_widgets import ascent
+from cnnviz_widgets.cache import ActivationCache
+from cnnviz_widgets.errors import CnnVizError
+from cnnviz_widgets.explain import channel_attribution, faithfulness
+from cnnviz_widgets.widgets.activations import ActivationExplorer
+from cnnviz_widgets.widgets.cam import CamExplorer
+from cnnviz_widgets.widgets.cam_trust import READOUT_STEPS
+from cnnviz_widgets.widgets.explorer import Explorer
+
+pytestmark = pytest.mark.usefixtures("recording_comms")
+
+LABELS = ["cat", "dog", "cup", "car", "tree"]
+
+
+@pytest.fixture(autouse=True)
+def small_ascent(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNVIZ_MAX_STEPS", "8")
+    ascent.clear_memory_cache()
+
+
+@pytest.fixture
+def cam(tiny_functional, rgb16):
+    explorer = CamExplorer(tiny_functional, rgb16, labels=LABELS, k=3, cache=ActivationCache())
+    assert explorer.wait(60)
+    yield explorer
+    explorer.close()
+
+
+def test_readouts_are_the_functions_scores(cam, tiny_functional, rgb16):
+    want = {
+        metric: faithfulness(
+            tiny_functional,
+            rgb16,
+            cam.heatmap,
+            cam.class_index,
+            metric=metric,
+            steps=READOUT_STEPS,
+            progress=False,
+        )
+        for metric in ("deletion", "insertion")
+    }
+    assert cam.readouts == {
+        "deletion": pytest.approx(float(want["deletion"]), abs=1e-9),
+        "deletion_random": pytest.approx(want["deletion"].random, abs=1e-9),
+        "insertion": pytest.approx(float(want["insertion"]), abs=1e-9),
+        "insertion_random": pytest.approx(want["insertion"].random, abs=1e-9),
+    }
+    assert f"Deletion <b>{cam.readouts['deletion']:.3f}</b>" in cam.readout.value
+    # Another class: new scores; back again: from the cache, no background job.
+    first = dict(cam.readouts)
+    cam.class_index = cam.top[1][0]
+    assert cam.wait(60) and cam.readouts != first
+    cam.class_index = cam.top[0][0]
+    assert cam.readouts == first
+
+
+def test_point_from_python_ranks_the_channels(cam, tiny_functional, rgb16):
+    assert cam.drill_box.layout.display == "none" and cam.drilled == []
+    cam.point = (3, 12)
+    want = channel_attribution(tiny_functional, rgb16, cam.class_index, "conv2", point=(3, 12))
+    assert cam.drilled == [(c, pytest.approx(s, rel=1e-6, abs=1e-9)) for c, s in want]
+    assert cam.drill_box.layout.display == ""
+    assert cam.drill_view.value[:4] == b"\x89PNG"
+    assert [v for _, v in cam.drill_picker.options] == [None, *[c for c, _ in want[:32]]]
+    assert "at (y=3, x=12), cell (1, 6)" in cam.drill_caption.value
+    # A new class re-ranks the same point.
+    cam.class_index = cam.top[1][0]
+    assert cam.wait(60)
+    again = channel_attribution(tiny_functional, rgb16, cam.class_index, "conv2", point=(3, 12))
+    assert [c for c, _ in cam.drilled] == [c for c, _ in again]
+
+
+def test_clicks_pick_a_point_and_a_channel(cam):
+    cam.handle_overlay_click({"dataX": 12.7, "dataY": 3.2})  # the overlay is the photo's 16×16
+    assert cam.point == (3, 12)
+    second = cam.drilled[1][0]
+    layout = cam._drill_layout
+    index = layout.channels.index(second)
+    row, column = divmod(index, layout.columns)
+    x = layout.pad + column * (layout.tile_width + layout.pad) + layout.tile_width // 2
+    y = layout.pad + row * (layout.tile_height + layout.pad) + layout.tile_height // 2
+    cam.handle_drill_click({"dataX": x, "dataY": y})
+    assert cam.drill_channel == second and cam.drill_picker.value == second
+    cam.drill_picker.value = cam.drilled[0][0]  # the list does the same
+    assert cam.drill_channel == cam.drilled[0][0]
+
+
+def test_bad_point_and_channel(cam):
+    with pytest.raises(CnnVizError, match=re.escape(
+        "point y 16 is out of range: the image has 16 rows (0–15)."
+    )):  # fmt: skip
+        cam.point = (16, 0)
+    assert cam.error == "point y 16 is out of range: the image has 16 rows (0–15)."
+    with pytest.raises(CnnVizError, match=re.escape(
+        "drill_channel 6 is out of range: layer 'conv2' has 6 channels (0–5)."
+    )):  # fmt: skip
+        cam.drill_channel = 6
+
+
+def test_to_code_recreates_the_view(cam, tiny_functional, rgb16, tmp_path):
+    cam.method = "layercam"
+    cam.class_index = cam.top[2][0]
+    cam.alpha = 0.3
+    cam.point = (7, 2)
+    assert cam.wait(60)
+    cam.drill_channel = cam.drilled[1][0]
+    code = cam.to_code()
+    assert code.startswith(
+        "import cnnviz_widgets as cv\n\nview = cv.CamExplorer(model, image, method='layercam', "
+        "layer='conv2', cmap='jet', alpha=0.3)\n"
+    )
+    namespace = {"model": tiny_functional, "image": rgb16}
+    exec(code, namespace)
+    view = namespace["view"]
+    try:
+        assert view.wait(60)
+        for trait in cam._code_traits:
+            assert getattr(view, trait) == getattr(cam, trait), trait
+        np.testing.assert_array_equal(view.heatmap, cam.heatmap)
+        assert view.drilled == cam.drilled
+    finally:
+        view.close()
+    page = cam.export_html(tmp_path / "cam.html").read_text(encoding="utf-8")
+    assert f"<pre><code>{html.escape(code)}</code></pre>" in page
+    assert "Trust readouts" in page and "Channels at point (7, 2)" in page
+
+
+def test_activation_explorer_to_code(tiny_functional, rgb16):
+    ex = ActivationExplorer(tiny_functional, rgb16, layer="conv1", cache=ActivationCache())
+    ex.mode, ex.channel, ex.cmap = "grid", 2, "magma"
+    namespace = {"model": tiny_functional, "image": rgb16}
+    exec(ex.to_code("again"), namespace)
+    again = namespace["again"]
+    assert {t: getattr(again, t) for t in ex._code_traits} == {
+        "layer": "conv1",
+        "channel": 2,
+        "cmap": "magma",
+        "mode": "grid",
+        "page": 0,
+    }
+    np.testing.assert_array_equal(again.rgb, ex.rgb)
+
+
+def test_explorer_opens_a_drilled_channel_and_recreates_itself(tiny_functional, rgb16):
+    ex = Explorer(tiny_functional, rgb16, cache=ActivationCache())
+    try:
+        ex.tabs.selected_index = 2
+        assert ex.cam.wait(60)
+        ex.cam.point = (8, 8)
+        channel = ex.cam.drilled[0][0]
+        ex.cam.drill_channel = channel
+        assert ex.tabs.selected_index == 0
+        view = ex.activations
+        assert (view.layer, view.channel, view.mode) == (ex.cam.layer, channel, "channel")
+        code = ex.to_code()
+        namespace = {"model": tiny_functional, "image": rgb16}
+        exec(code, namespace)
+        again = namespace["view"]
+        try:
+            assert again.cam.wait(60)
+            assert again.tabs.selected_index == 0
+            for name in ("cam", "activations"):
+                old, new = getattr(ex, name), getattr(again, name)
+                for trait in old._code_traits:
+                    assert getattr(new, trait) == getattr(old, trait), (name, trait)
+        finally:
+            again.close()
+    finally:
+        ex.close()

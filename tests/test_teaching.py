@@ -1,0 +1,200 @@
+"""The first view that teaches, numbered tiles, real shapes, the quick first page, the lessons.
+
+Asserted: widget state (layer, channel, options, switch, notes), pixel values (tile numbers,
+pooling switches), shapes; timings live in ``bench/suite_teaching.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnviz_widgets import ActivationCache, ActivationExplorer, activations, lessons, render
+from cnnviz_widgets.ascent import schedule
+from cnnviz_widgets.engine.adapter import adapter_for
+from cnnviz_widgets.widgets import lesson
+from cnnviz_widgets.widgets.summary import LayerSummary, real_shapes, summary_rows
+
+
+# ------------------------------------------------------------------------------ layer names
+@pytest.mark.parametrize(
+    ("path", "group", "label"),
+    [
+        ("backbone/block2a_expand_conv", "backbone/block2a", "backbone/block2a ▸ expand_conv"),
+        ("block3_conv1", "block3", "block3 ▸ conv1"),
+        ("conv2_block1_1_conv", "conv2_block1", "conv2_block1 ▸ 1_conv"),
+        ("backbone/stem_activation", "backbone/stem", "backbone/stem ▸ activation"),
+        ("conv1", "", "conv1"),
+        ("conv2d_1", "", "conv2d_1"),
+        ("max_pooling2d", "", "max_pooling2d"),
+    ],
+)
+def test_layers_are_grouped_by_block(path, group, label):
+    assert lesson.layer_group(path) == group
+    assert lesson.layer_label(path) == label
+
+
+def test_short_networks_list_every_layer_with_plain_names(tiny_functional):
+    adapter = adapter_for(tiny_functional)
+    assert lesson.lesson_layers(adapter) == adapter.layer_paths
+    assert lesson.layer_options(adapter.layer_paths) == ["conv1", "relu1", "pool1", "conv2"]
+
+
+def test_layer_explanations(tiny_functional, paged_conv_model):
+    adapter = adapter_for(tiny_functional)
+    assert lesson.explain_layer(adapter, "conv1") == "conv 3×3, 4 filters → 4 feature maps"
+    assert lesson.explain_layer(adapter, "relu1") == (
+        "ReLU: negative values become 0, only evidence for a pattern is kept"
+    )
+    assert lesson.explain_layer(adapter, "pool1") == (
+        "max pool 2×2: keeps the largest value of each 2×2 patch → smaller maps, the same 4 "
+        "channels"
+    )
+    paged = adapter_for(paged_conv_model)
+    assert lesson.explain_layer(paged, "conv1") == (
+        "conv 3×3, 8 filters, then relu → 8 feature maps"
+    )
+
+
+# ------------------------------------------------------------------------------ the first view
+def test_strongest_channel_is_the_one_with_most_contrast():
+    maps = np.zeros((6, 6, 4), np.float32)
+    maps[:, :, 0] = 6.0  # saturated everywhere: no picture
+    maps[::2, :, 2] = 1.0  # stripes
+    maps[0, 0, 3] = 0.5
+    assert lesson.strongest_channel(maps) == 2
+
+
+def test_explorer_opens_on_the_first_activation_after_the_first_conv(tiny_functional, rgb16):
+    ex = ActivationExplorer(tiny_functional, rgb16, cache=ActivationCache())
+    maps = activations(tiny_functional, rgb16, "relu1")
+    assert ex.layer == "relu1"
+    assert ex.channel == int(np.argmax(maps.reshape(-1, 4).std(axis=0)))
+    named = ActivationExplorer(tiny_functional, rgb16, layer="conv2", cache=ActivationCache())
+    assert (named.layer, named.channel) == ("conv2", 0)  # a layer you name opens on channel 0
+    assert "ReLU: negative values become 0" in ex.layer_note.value
+
+
+def test_grid_tiles_carry_their_channel_numbers(tiny_functional, rgb16):
+    ex = ActivationExplorer(tiny_functional, rgb16, layer="conv2", mode="grid",
+                            cache=ActivationCache())  # fmt: skip
+    layout = ex.grid_layout
+    plain, _ = render.channel_grid(
+        activations(tiny_functional, rgb16, "conv2"), range(6), columns=6, cmap="viridis",
+        tile_min_side=48, tile_max_side=112,
+    )  # fmt: skip
+    np.testing.assert_array_equal(ex.rgb, render.number_tiles(plain, layout))
+    # tile 5's corner: a black box with the white 3×5 digit "5" at scale 2
+    top, left = layout.pad, layout.pad + 5 * (layout.tile_width + layout.pad)
+    corner = ex.rgb[top : top + 14, left : left + 10]
+    ink = (corner == 255).all(axis=-1)
+    assert ink[2:12, 2:8].sum() == 2 * 2 * 11  # "5" has 11 lit cells of 15
+    assert (corner[ink == 0] == 0).all()
+    assert (ex.rgb[top + 20 :, left + 20 : left + layout.tile_width] ==
+            plain[top + 20 :, left + 20 : left + layout.tile_width]).all()  # fmt: skip
+
+
+def test_number_tiles_leaves_the_input_alone_and_skips_tiny_tiles():
+    grid, layout = render.channel_grid(np.ones((4, 4, 3), np.float32), tile_min_side=4)
+    before = grid.copy()
+    np.testing.assert_array_equal(render.number_tiles(grid, layout), before)
+    np.testing.assert_array_equal(grid, before)
+
+
+# ------------------------------------------------------------------------------ summary
+def test_summary_shows_the_real_shapes_for_the_image(tiny_flexible, rgb16):
+    adapter = adapter_for(tiny_flexible)
+    declared = dict((path, label) for label, path in summary_rows(adapter))
+    assert "?×?×4" in declared["conv1"]
+    image = adapter.prepare(rgb16)
+    shapes = real_shapes(adapter, image)
+    assert shapes["conv1"] == activations(tiny_flexible, rgb16, "conv1").shape
+    picked = []
+    table = LayerSummary(adapter, picked.append)
+    table.show_shapes(shapes)
+    rows = dict((path, label) for label, path in table.table.options)
+    assert "16×16×4" in rows["conv1"] and "?" not in rows["conv1"]
+    assert picked == [] and table.table.value is None  # new rows are not a pick
+
+
+# ------------------------------------------------------------------------------ quick first page
+def test_stages_preview_then_full():
+    assert [(s.name, s.size, s.steps) for s in schedule.stages(128, 256)] == [
+        ("preview", 64, 48), ("full", 128, 256)
+    ]  # fmt: skip
+    assert [s.name for s in schedule.stages(128, 64)] == ["full"]
+    assert [s.name for s in schedule.stages(48, 256)] == ["preview", "full"]
+
+
+def test_preview_then_full_streams_a_preview_at_full_size(tiny_flexible, monkeypatch):
+    monkeypatch.setattr(schedule, "PREVIEW_STEPS", 2)
+    seen = []
+    images = schedule.preview_then_full(
+        tiny_flexible, "conv2", [0, 1], size=64, steps=4, seed=0, cache=False, progress=False,
+        on_stage=lambda name, pictures: seen.append((name, pictures.shape)),
+    )  # fmt: skip
+    assert seen == [("preview", (2, 64, 64, 3)), ("full", (2, 64, 64, 3))]
+    from cnnviz_widgets.ascent import filter_ascent
+
+    direct = filter_ascent(tiny_flexible, "conv2", [0, 1], size=64, steps=4, seed=0, cache=False,
+                           progress=False)  # fmt: skip
+    np.testing.assert_array_equal(images, direct)  # the preview never changes the result
+
+
+def test_selectivity_counts_images_that_win_their_own_channel(tiny_flexible):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
+    value = schedule.selectivity(tiny_flexible, "conv2", [0, 1, 2], images)
+    assert value in (0.0, 1 / 3, 2 / 3, 1.0)
+
+
+# ------------------------------------------------------------------------------ lessons
+def test_max_pool_switches_and_unpooling():
+    rng = np.random.default_rng(0)
+    maps = np.abs(rng.normal(size=(6, 8, 2))).astype(np.float32)  # after ReLU, as deconvnet pools
+    pooled, switches = lessons.max_pool_with_switches(maps)
+    want = maps.reshape(3, 2, 4, 2, 2).max(axis=(1, 3))
+    np.testing.assert_array_equal(pooled, want)
+    back = lessons.unpool(pooled, switches)
+    assert back.shape == maps.shape
+    kept = back != 0
+    np.testing.assert_array_equal(back[kept], maps[kept])  # each max at its own pixel
+    assert kept.sum() == pooled.size  # one per window, zeros elsewhere
+    np.testing.assert_array_equal(lessons.max_pool_with_switches(back)[0], pooled)
+
+
+def test_correlate_is_what_a_conv_layer_computes():
+    picture = np.arange(25, dtype=np.float32).reshape(5, 5)
+    out = lessons.correlate(picture, lessons.SOBEL_X)
+    # interior pixel: a linear ramp of +1 a column gives 1·(1+2+1)·2 = 8
+    assert out[2, 2] == 8.0
+
+
+def test_digit_pair_set_is_seeded_colour_and_two_classes():
+    first, labels = lessons.digit_pair_set((0, 1), size=40, seed=3)
+    again, _ = lessons.digit_pair_set((0, 1), size=40, seed=3)
+    assert first.shape[1:] == (40, 40, 3) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, again)
+    assert set(np.unique(labels)) == {0.0, 1.0}
+    assert first.std(axis=(0, 1, 2)).min() > 5  # painted: every colour plane varies
+
+
+def test_small_convnet_has_the_classic_shape():
+    model = lessons.small_convnet()
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and kinds.count("MaxPooling2D") == 4
+    assert model.input_shape == (None, 150, 150, 3) and model.output_shape == (None, 1)
+    assert model.layers[-1].activation.__name__ == "sigmoid"
+    pools = [layer.output.shape[1] for layer in model.layers if "pooling" in layer.name]
+    assert pools == [74, 36, 17, 7]
+
+
+def test_gradcam_steps_are_consistent(tiny_functional, rgb16):
+    steps = lessons.gradcam_steps(tiny_functional, rgb16, "conv2", 1)
+    np.testing.assert_allclose(steps["weights"], steps["gradients"].mean(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_allclose(
+        steps["weighted_sum"], np.tensordot(steps["maps"], steps["weights"], axes=1), rtol=1e-5,
+        atol=1e-7,
+    )  # fmt: skip
+    np.testing.assert_array_equal(steps["relu"], np.maximum(steps["weighted_sum"], 0))
+    assert steps["upsampled"].shape == (16, 16) and steps["overlay"].shape == (16, 16, 3)
