@@ -110,6 +110,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str) -> Any:
+    if name == "keras":
+        # `from cnnviz_widgets import keras`: Keras 3 on TensorFlow, imported with TensorFlow's
+        # native start-up lines kept out of the notebook (see engine/backend.py).
+        from .engine.backend import keras
+
+        return keras()
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'cnnviz_widgets' has no attribute {name!r}")

@@ -23,6 +23,8 @@ Cancel = Any
 
 #: Seconds of work before a bar appears: shorter calls print nothing.
 DELAY = 1.0
+#: Seconds between redraws of a bar (tqdm's own default).
+MIN_INTERVAL = 0.1
 
 
 def stopped(cancel: Cancel) -> bool:
@@ -67,4 +69,6 @@ def bar(total: int, description: str, progress: bool | Callable[..., Any] = True
         return _Silent()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, delay=DELAY, leave=False)
+    return tqdm(
+        total=total, desc=description, delay=DELAY, mininterval=MIN_INTERVAL, leave=False
+    )

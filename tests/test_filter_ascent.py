@@ -378,7 +378,7 @@ def test_both_entry_points_list_the_same_options_with_the_documented_defaults():
         "size": 128, "steps": None, "seed": 0, "lr": 0.1, "param": "fft", "decorrelate": True,
         "jitter": None, "scale": (0.8, 1.25), "rotate": 15.0, "tv": 1.0, "l2": 0.0,
         "batch_size": 16, "every": 8, "on_step": None, "cancel": None, "preprocess": None,
-        "cache": True,
+        "cache": True, "progress": True,
     }  # fmt: skip
     for function, positional in [
         (filter_ascent, ["model", "layer", "channels"]),

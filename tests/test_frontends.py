@@ -282,6 +282,7 @@ def test_filter_ascent_progress_bar(monkeypatch, capsys, paged_conv_model):
     from cnnviz_widgets import progress
 
     monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setattr(progress, "MIN_INTERVAL", 0.0)  # every step drawn, however fast
     fa.filter_ascent(paged_conv_model, "conv2", [0, 1], size=32, steps=12, cache=False)
     err = capsys.readouterr().err
     assert "filter ascent (2):" in err and "0/12" in err  # a bar over the 12 steps

@@ -18,11 +18,11 @@ def code(source: str, tags: tuple[str, ...] = (), zh: str | None = None) -> tupl
 IMPORTS = """\
 import time
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
 import cnnviz_widgets as cv
+from cnnviz_widgets import keras  # Keras 3, without TensorFlow's start-up log lines
 from cnnviz_widgets import lessons, render
 
 keras.utils.set_random_seed(0)  # same data, same weights, same pictures on every run

@@ -82,7 +82,9 @@ class Explorer(ExplorerBase):
         tab = change["new"]
         if tab == 3 and not getattr(self, "_shapes_shown", False):
             self._shapes_shown = True  # the real shapes for this image, read once
-            self.summary.show_shapes(real_shapes(self._adapter, self.activations._image))
+            # A pass through every layer: in the background, so the tabs stay responsive.
+            adapter, image = self._adapter, self.activations._image
+            self._submit(lambda job: real_shapes(adapter, image), self.summary.show_shapes)
         if tab == 1 and self.filters is None:
             from .filters import FilterExplorer
 
@@ -96,6 +98,12 @@ class Explorer(ExplorerBase):
             )
             self._cam_box.children = [self.cam]
             self.cam.observe(self._open_drilled, names="drill_channel")
+
+    _worker_name = "cnnviz-explorer"
+
+    def _request(self) -> str:
+        # The one background job (the Summary's shapes) depends on nothing the tabs change.
+        return "summary-shapes"
 
     def _open_drilled(self, change: dict) -> None:
         """A channel picked in the class-activation drill-down opens in the Activations tab."""
