@@ -472,6 +472,7 @@ def _never_built() -> Case:
     import keras
 
     def fresh():
+        keras.utils.set_random_seed(7)  # its weights are drawn on first use: the same each time
         L = keras.layers
         model = keras.Sequential(
             [
@@ -491,11 +492,32 @@ def _never_built() -> Case:
         assert not model.built
         return model
 
+    flat, probabilities = _flat_reference(), _probabilities()
+
+    def built(model):
+        # The package reads a never-built model without building it (issue 10). Calling the
+        # layers creates their weights if no view has yet; a copy made from their configs then
+        # takes those weights and has a graph of its own for the references.
+        if model.built:
+            return model
+        keras.Sequential([keras.Input((SIZE, SIZE, 3)), *model.layers])
+        copy = keras.Sequential(
+            [keras.Input((SIZE, SIZE, 3))]
+            + [type(layer).from_config(layer.get_config()) for layer in model.layers],
+            name=model.name,
+        )
+        for mine, theirs in zip(copy.layers, model.layers, strict=True):
+            mine.set_weights(theirs.get_weights())
+        return copy
+
+    def reference(model):
+        return flat(built(model))
+
     return Case(
         fresh=fresh,
         image=_photo(SIZE),
-        reference=_flat_reference(),
-        probabilities=_probabilities(),
+        reference=reference,
+        probabilities=lambda model, batch: probabilities(built(model), batch),
         path_count=lambda m: 8,  # scale … conv3: every layer before the pooling
         softmax_head=False,
         extra={"mid": "pool1"},
@@ -795,9 +817,9 @@ def _same_map_for_the_top_class(top: np.ndarray, explicit: np.ndarray, logits) -
     """class_index=None explains the top class: the map of the explicit argmax, unless random
     weights left the two best logits tied to float precision (then either is the top).
 
-    Equal within float rounding: the first call of a view may be answered eagerly while its
-    graph is traced (issue 16), and the two differ in the last bits."""
-    if not np.allclose(top, explicit, rtol=0.0, atol=1e-4):
+    Equal within rounding: the first call of a view may be answered eagerly while its graph is
+    traced (issue 16); the two differ in the last bits (float16 ones under mixed precision)."""
+    if not np.allclose(top, explicit, rtol=0.0, atol=5e-3):
         best = np.sort(np.asarray(logits, np.float64))[::-1]
         assert best[0] - best[1] <= 1e-5 * max(1e-30, np.abs(best).max()), "top class differs"
 
