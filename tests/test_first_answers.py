@@ -88,7 +88,11 @@ def test_the_eager_first_answer_equals_the_compiled_one(tiny_flexible, view, opt
     second = _call(view, adapter, image, options)
     assert first.shape == second.shape and first.dtype == second.dtype == np.float32
     assert np.abs(first).max() > 0
-    np.testing.assert_allclose(second, first, rtol=1e-4, atol=1e-5 * float(np.abs(first).max()))
+    # Occlusion's map is differences of probabilities (units of 1): eager and graph kernels
+    # round those differently by ~1e-7, whatever the map's own peak is.
+    floor = 1e-6 if options.get("method") == "occlusion" else 0.0
+    atol = max(1e-5 * float(np.abs(first).max()), floor)
+    np.testing.assert_allclose(second, first, rtol=1e-4, atol=atol)
     assert all(trace_count(fn.compiled) == 1 for fn in warm)  # and never again
 
 
