@@ -28,7 +28,10 @@ import psutil
 process = psutil.Process()
 marks = {}
 def mark(name):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM, this process's own peak: ru_maxrss would carry over the peak of the pytest
+    # process that forked it (Linux keeps it across exec), gigabytes late in a full run.
+    with open("/proc/self/status") as status:
+        peak = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024
     marks[name] = {"s": round(time.perf_counter() - start, 2),
                    "rss_mib": round(process.memory_info().rss / 2**20, 1),
                    "peak_mib": round(peak, 1)}
