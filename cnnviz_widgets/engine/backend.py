@@ -256,6 +256,9 @@ def _trace_forever() -> None:
         finally:
             with _tracer_lock:
                 _pending.discard(function)
+            # While this thread waits for the next job, its frame must not keep the last
+            # function (and through it the adapter and the user's model) alive.
+            del function
 
 
 @contextlib.contextmanager
