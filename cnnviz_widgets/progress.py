@@ -69,6 +69,9 @@ def bar(total: int, description: str, progress: bool | Callable[..., Any] = True
         return _Silent()
     from tqdm.auto import tqdm
 
+    # tqdm's monitor thread would outlive the work (widgets check they leave no thread).
+    tqdm.monitor_interval = 0
+
     return tqdm(
         total=total, desc=description, delay=DELAY, mininterval=MIN_INTERVAL, leave=False
     )
