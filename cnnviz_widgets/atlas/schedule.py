@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..progress import check
+from .store import atlas_dependency
 
 __all__ = ["DistributedRunner", "LocalRunner", "runner_for"]
 
@@ -28,16 +29,7 @@ RETRIES = 3
 
 
 def _dask() -> Any:
-    try:
-        import dask
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        from ..errors import CnnVizError
-
-        raise CnnVizError(
-            "The atlas needs Dask and Zarr: pip install 'cnnviz_widgets[atlas]' "
-            "(dask[array], distributed, zarr)."
-        ) from exc
-    return dask
+    return atlas_dependency("dask")
 
 
 class LocalRunner:

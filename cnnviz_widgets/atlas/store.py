@@ -22,6 +22,7 @@ Empty slots (fewer readable images than k) have index -1 and score NaN.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from typing import Any
@@ -40,15 +41,19 @@ PICTURES = ("crops", "ascent")
 CHUNK_BYTES = 1 << 20
 
 
-def _zarr() -> Any:
+def atlas_dependency(name: str) -> Any:
+    """``dask`` or ``zarr``, imported on first use, with the install command when missing."""
     try:
-        import zarr
+        return importlib.import_module(name)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CnnVizError(
             "The atlas needs Dask and Zarr: pip install 'cnnviz_widgets[atlas]' "
             "(dask[array], distributed, zarr)."
         ) from exc
-    return zarr
+
+
+def _zarr() -> Any:
+    return atlas_dependency("zarr")
 
 
 def open_group(url: str | os.PathLike[str], mode: str = "r") -> Any:
