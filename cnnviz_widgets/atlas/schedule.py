@@ -29,7 +29,9 @@ RETRIES = 3
 
 
 def _dask() -> Any:
-    return atlas_dependency("dask")
+    with atlas_dependency():
+        import dask
+    return dask
 
 
 class LocalRunner:

@@ -22,7 +22,7 @@ Empty slots (fewer readable images than k) have index -1 and score NaN.
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import itertools
 import os
 from typing import Any
@@ -41,10 +41,15 @@ PICTURES = ("crops", "ascent")
 CHUNK_BYTES = 1 << 20
 
 
-def atlas_dependency(name: str) -> Any:
-    """``dask`` or ``zarr``, imported on first use, with the install command when missing."""
+@contextlib.contextmanager
+def atlas_dependency() -> Any:
+    """Wrap the import of ``dask`` or ``zarr`` so a missing one names the install command.
+
+    The imports stay plain ``import`` statements (inside this block) so dependency checkers
+    such as deptry see them; they run on first use, so the package imports without the extra.
+    """
     try:
-        return importlib.import_module(name)
+        yield
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CnnVizError(
             "The atlas needs Dask and Zarr: pip install 'cnnviz_widgets[atlas]' "
@@ -53,7 +58,9 @@ def atlas_dependency(name: str) -> Any:
 
 
 def _zarr() -> Any:
-    return atlas_dependency("zarr")
+    with atlas_dependency():
+        import zarr
+    return zarr
 
 
 def open_group(url: str | os.PathLike[str], mode: str = "r") -> Any:
