@@ -35,8 +35,7 @@ from .graph import (
     top_ref,
 )
 
-#: Signature of an optional preprocessing callable: a float32 batch (N, H, W, C) of 0–255 pixels
-#: in, the array the model expects out.
+#: Optional preprocessing: float32 batch (N, H, W, C) of 0–255 pixels in, model input out.
 Preprocess = Callable[[np.ndarray], Any]
 
 
@@ -60,14 +59,7 @@ class ModelAdapter:
         (height, width). ``None`` (the default) scales images whose shorter side exceeds
         224 px (ImageNet's scale) down to 224 and leaves smaller ones as they are. Models with
         a fixed input size always get the whole image resized to it (never a silent crop).
-
-    Examples
-    --------
-    >>> adapter = ModelAdapter(model)                        # doctest: +SKIP
-    >>> adapter.layer_paths[:3]                              # doctest: +SKIP
-    ['preprocess', 'backbone/stem_conv', 'backbone/stem_bn']
-    >>> adapter.activations(image, "backbone/stem_conv").shape  # doctest: +SKIP
-    (150, 226, 32)
+        (Examples: :func:`activations`, :attr:`layer_paths`.)
     """
 
     def __init__(
@@ -277,6 +269,8 @@ class ModelAdapter:
         output: int | str | None = None,
         relu: ReluRule | None = None,
         watch: Callable[[Any], None] | None = None,
+        any_output: bool = False,
+        edit: tuple[str, Callable[[Any], Any]] | None = None,
     ) -> tuple[list[Any], Any | None]:
         """Replay the model on ``batch``; call it inside a ``tf.function`` or ``GradientTape``.
 
@@ -299,6 +293,13 @@ class ModelAdapter:
             the backward pass.
         watch : callable, optional
             Called with each requested output the moment it is computed (``tape.watch``).
+        any_output : bool
+            With ``logits``: the output may have any shape (N, ...) — a segmentation map, a
+            regression vector — for a caller's own target function; it comes as computed, minus
+            a final softmax or sigmoid, and a single sigmoid unit stays one unit.
+        edit : (path, callable), optional
+            Replace that layer's output by ``callable(output)`` on the way (AblationCAM zeroes
+            channels so); later layers, and ``paths``, see the edited tensor.
 
         Returns
         -------
@@ -314,9 +315,10 @@ class ModelAdapter:
         targets = [self._step_of[p].output_ids[0] for p in paths]
         replace: dict[int, Replacement] = {}
         needed = list(targets)
+        edit_ref = None if edit is None else self._step_of[edit[0]].output_ids[0]
         head_ref = None
         if logits:
-            head = self._head(output)
+            head = self._head(output, vector=not any_output)
             head_ref = head.ref
             needed.append(head_ref)
             if head.replacement is not None:
@@ -328,6 +330,8 @@ class ModelAdapter:
         values: dict[Any, Any] = {top_ref(self._input): batch}
         for step in needed_steps(self._steps, needed):
             step.run(values, replace.get(id(step)))
+            if edit_ref in step.output_ids:
+                values[edit_ref] = edit[1](values[edit_ref])
             if watch is not None:
                 for ref in wanted.intersection(step.output_ids):
                     watch(values[ref])
@@ -346,9 +350,14 @@ class ModelAdapter:
         self._require_built()
         return heads.output_names(self._graph, self._steps)
 
-    def _head(self, output: int | str | None) -> heads.Head:
+    def _head(self, output: int | str | None, vector: bool = True) -> heads.Head:
         self._require_built()
-        return heads.find_head(self.model.name, self._graph, self._steps, self._by_path, output)
+        return heads.find_head(self.model.name, self._graph, self._steps, self._by_path, output,
+                               vector)  # fmt: skip
+
+    def output_index(self, output: int | str | None = None) -> int:
+        """Position of the output ``output=`` names, of any shape (ModelError for none)."""
+        return self._head(output, vector=False).index
 
     def class_count(self, output: int | str | None = None) -> int:
         """How many classes the class-score output has (see :meth:`forward` for ``output``)."""

@@ -111,8 +111,12 @@ def find_head(
     steps: Sequence[LayerCall | Alias],
     by_path: dict[str, LayerInfo],
     output: int | str | None,
+    vector: bool = True,
 ) -> Head:
     """The class-score output chosen by ``output`` (index, name, or None for the only one).
+
+    ``vector=False`` accepts an output of any shape (a segmentation map, a box regressor) for
+    scores a caller's own target function reduces; its units are then never split in two.
 
     Raises
     ------
@@ -129,7 +133,7 @@ def find_head(
     ref = top_ref(tensor)
     step = producer(steps, ref)
     shape = shape_without_batch(tensor)
-    if len(shape) != 1:
+    if vector and len(shape) != 1:
         raise ModelError(
             f"Output {names[index]!r} has shape {shape}, not a vector of class scores "
             "(batch, classes), so there is no class to explain. Class views need a "
@@ -142,8 +146,8 @@ def find_head(
             replacement = pass_input_through
         else:
             replacement = pre_activation
-    units = int(shape[0])
-    binary = activation == "sigmoid" and units == 1
+    units = int(shape[-1]) if shape and shape[-1] is not None else 1
+    binary = vector and activation == "sigmoid" and units == 1
     if activation == "sigmoid":
         reported = "sigmoid"
     elif units == 1 and activation != "softmax":

@@ -24,7 +24,7 @@ from ..engine.backend import compile
 from ..errors import CnnVizError, check_positive
 from ..progress import Cancel, bar, check
 from .input_gradients import gradient_function, resolve_class
-from .targets import KEY, Head, Target, probabilities
+from .targets import KEY, Head, Target, head_score, probabilities
 
 __all__ = ["IG_BATCH", "IG_STEPS", "OCCLUSION_BATCH", "integrated_gradients", "occlusion"]
 
@@ -100,12 +100,15 @@ def probability_function(adapter: ModelAdapter, head: Head) -> Any:
 
     def build() -> Any:
         def reported(batch: Any) -> Any:
-            _, logits = adapter.forward(batch, logits=True, output=head.index)
+            custom = head.score is not None
+            _, logits = adapter.forward(batch, logits=True, output=head.index, any_output=custom)
+            if custom:  # the caller's own target: one value per image, as column 0
+                return head_score(logits, -1, head)[0][:, None]
             return probabilities(logits, head.activation)
 
         return compile(reported, [adapter.input_spec()], warm=True)
 
-    return adapter.traced((KEY, "probabilities", head.index), build)
+    return adapter.traced((KEY, "probabilities", head.index, head.score), build)
 
 
 def _starts(length: int, window: int, stride: int) -> list[int]:
@@ -161,7 +164,10 @@ def occlusion(
                for left in _starts(width, window, stride)]  # fmt: skip
     function = probability_function(target.adapter, target.head)
     clean = np.asarray(function(image), np.float64)[0]
-    class_index = int(np.argmax(clean)) if target.class_index < 0 else target.class_index
+    if target.head.score is not None:
+        class_index = 0  # the caller's target value
+    else:
+        class_index = int(np.argmax(clean)) if target.class_index < 0 else target.class_index
     drops = np.zeros((height, width), np.float64)
     covered = np.zeros((height, width), np.float64)
     with bar(len(corners), "Occlusion", progress) as shown:

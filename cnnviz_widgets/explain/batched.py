@@ -21,12 +21,11 @@ import numpy as np
 
 from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter
-from ..engine.backend import compile, keras, tensorflow
-from ..engine.graph import needed_steps, top_ref
+from ..engine.backend import compile, tensorflow
 from ..errors import LayerError, check_positive
 from ..progress import Cancel, bar, check
 from .gradients import LayerGradients, _image_key, layer_gradients
-from .targets import KEY, Head, Target, deepest_spatial_layer, probabilities
+from .targets import KEY, Head, Target, deepest_spatial_layer, head_score, probabilities
 
 __all__ = ["SCORECAM_BATCH", "SCORECAM_CHANNELS", "ablation_cam", "score_cam"]
 
@@ -97,7 +96,11 @@ def _scores_function(adapter: ModelAdapter, head: Head) -> Any:
         masks = tf.math.divide_no_nan(upsampled - low, high - low)
         # Masks multiply the model input (after any preprocess=), so a masked-out pixel is
         # whatever 0 means to the model: black for raw pixels, the mean for centred inputs.
-        _, logits = adapter.forward(batch[:1] * masks, logits=True, output=head.index)
+        custom = head.score is not None
+        _, logits = adapter.forward(batch[:1] * masks, logits=True, output=head.index,
+                                    any_output=custom)  # fmt: skip
+        if custom:  # the caller's own target, on the raw scores
+            return head_score(logits, class_index, head)[0]
         return tf.gather(probabilities(logits, head.activation), class_index, axis=1)
 
     signature = [
@@ -106,7 +109,8 @@ def _scores_function(adapter: ModelAdapter, head: Head) -> Any:
         tf.TensorSpec((), tf.int32),
     ]
     return adapter.traced(
-        (KEY, "scorecam_scores", head.index), lambda: compile(scores, signature, warm=True)
+        (KEY, "scorecam_scores", head.index, head.score),
+        lambda: compile(scores, signature, warm=True),
     )
 
 
@@ -156,25 +160,6 @@ def score_cam(
 
 
 # ------------------------------------------------------------------ AblationCAM
-def _forward_ablating(adapter: ModelAdapter, batch: Any, path: str, edit: Any, head: Head) -> Any:
-    """The class logits with ``path``'s output replaced by ``edit(output)`` on the way.
-
-    The replay of :meth:`ModelAdapter.forward` (same steps, same head without its softmax), with
-    one tensor changed in flight: the adapter has no public hook for that yet.
-    """
-    found = adapter._head(head.index)
-    layer_ref = adapter._step_of[path].output_ids[0]
-    replace = {} if found.replacement is None else {id(found.step): found.replacement}
-    values: dict[Any, Any] = {top_ref(adapter._input): batch}
-    for step in needed_steps(adapter._steps, [found.ref]):
-        step.run(values, replace.get(id(step)))
-        if layer_ref in step.output_ids:
-            values[layer_ref] = edit(values[layer_ref])
-    ops = keras().ops
-    scores = ops.cast(values[found.ref], "float32")
-    return ops.concatenate([-scores, scores], axis=-1) if found.binary else scores
-
-
 def _ablation_function(adapter: ModelAdapter, path: str, head: Head, channels: int) -> Any:
     """``(batch (1,H,W,C), channels (n,), class) -> (n,)``: the class logit with each channel
     of ``path`` set to zero (channel −1: nothing removed)."""
@@ -187,13 +172,18 @@ def _ablation_function(adapter: ModelAdapter, path: str, head: Head, channels: i
         def edit(features: Any) -> Any:
             return features * tf.cast(keep, features.dtype)[:, tf.newaxis, tf.newaxis, :]
 
-        logits = _forward_ablating(adapter, copies, path, edit, head)
+        custom = head.score is not None
+        _, logits = adapter.forward(copies, logits=True, output=head.index, any_output=custom,
+                                    edit=(path, edit))  # fmt: skip
+        if custom:
+            return head_score(logits, class_index, head)[0]
         return tf.gather(logits, class_index, axis=1)
 
     signature = [adapter.input_spec(), tf.TensorSpec((None,), tf.int32),
                  tf.TensorSpec((), tf.int32)]  # fmt: skip
     return adapter.traced(
-        (KEY, "ablation", path, head.index), lambda: compile(ablated, signature, warm=True)
+        (KEY, "ablation", path, head.index, head.score),
+        lambda: compile(ablated, signature, warm=True),
     )
 
 

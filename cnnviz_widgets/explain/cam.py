@@ -49,7 +49,7 @@ from .batched import SCORECAM_BATCH, SCORECAM_CHANNELS, ablation_cam, score_cam
 from .gradients import LayerGradients, layer_gradients
 from .registry import Method
 from .smoothing import principal_projection, smooth_over_views
-from .targets import Target, adapter_of, cam_layer, class_head, class_number, to_size, to_unit
+from .targets import Target, adapter_of, cam_layer, explained, to_size, to_unit
 
 __all__ = ["CAM_METHODS", "SCORECAM_BATCH", "SCORECAM_CHANNELS", "below_noise", "grad_cam"]
 
@@ -279,6 +279,7 @@ def grad_cam(
     layer: str | None = None,
     method: str = "gradcam",
     output: int | str | None = None,
+    target: Callable[[Any], Any] | None = None,
     preprocess: Preprocess | None = None,
     max_channels: int | None = SCORECAM_CHANNELS,
     batch_size: int = SCORECAM_BATCH,
@@ -335,7 +336,17 @@ def grad_cam(
           principal component of the maps (positions as samples, channels as features).
         * ``"eigengradcam"`` (pytorch-grad-cam): the first principal component of ``g ⊙ A``.
     output : int or str, optional
-        Which output is the class head, for models with several outputs.
+        Which output is the class head, for models with several outputs (with ``target``:
+        the output ``target`` reads, of any shape).
+    target : callable, optional
+        Explain your own score instead of a class (not with ``class_index``): called inside a
+        compiled function with the output's scores, a float32 tensor ``(N, ...)`` shaped like
+        that output, before a final softmax or sigmoid; returns one value per image ``(N,)``
+        (anything else is summed per image). E.g. a regression value
+        ``lambda s: s[:, 0]``, a region of a segmentation map
+        ``lambda s: tf.reduce_sum(s[..., 12] * mask, axis=(1, 2))``, one unit of a multi-label
+        head. Score-CAM, AblationCAM and occlusion read the same value; its compiled
+        functions are kept per function object, so reuse one object across calls.
     preprocess : callable, optional
         Preprocessing for models that do not include it (see :class:`ModelAdapter`).
     max_channels : int or None
@@ -371,8 +382,10 @@ def grad_cam(
     Raises
     ------
     CnnVizError
-        For a class index out of range, an unknown method (with close matches), or Score-CAM /
-        AblationCAM options that are not ints ≥ 1.
+        For a class index out of range, an unknown method (with close matches), Score-CAM /
+        AblationCAM options that are not ints ≥ 1, ``class_index`` together with ``target``, or
+        a ``target`` that is not callable or fails on the scores (its error and their shape
+        named).
     Cancelled
         When ``cancel`` asks to stop.
     LayerError
@@ -392,12 +405,11 @@ def grad_cam(
     chosen = registry.get("cam", method)
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
-    head = class_head(adapter, output)
-    index = class_number(class_index, head)
-    target = Target(adapter, adapter.model_input(prepared), head, index, cam_layer(adapter, layer))
-    target = dataclasses.replace(target, image_key=prepared.key)
+    head, index = explained(adapter, output, class_index, target)
+    question = Target(adapter, adapter.model_input(prepared), head, index,
+                      cam_layer(adapter, layer), prepared.key)  # fmt: skip
     heatmap = chosen.compute(
-        target, max_channels=max_channels, batch_size=batch_size, eigen_smooth=bool(eigen_smooth),
+        question, max_channels=max_channels, batch_size=batch_size, eigen_smooth=bool(eigen_smooth),
         aug_smooth=bool(aug_smooth), cancel=cancel, progress=progress,
         cache=ActivationCache() if cache is None else cache,  # shared within this call
     )  # fmt: skip

@@ -32,7 +32,7 @@ from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile, tensorflow
 from ..images import image_key
-from .targets import KEY, Head, Target, class_score, no_gradient_error, pick_class
+from .targets import KEY, Head, Target, head_score, no_gradient_error
 
 __all__ = ["LayerGradients", "gradient_noise_scale", "layer_gradients", "pair_function"]
 
@@ -64,7 +64,7 @@ def pair_function(adapter: ModelAdapter, path: str, head: Head) -> Any:
     Raises :class:`~cnnviz_widgets.errors.LayerError` (on its first call) if ``path`` does not
     feed the head.
     """
-    key = (KEY, "gradients", path, head.index)
+    key = (KEY, "gradients", path, head.index, head.score)
     return adapter.traced(key, lambda: _build(adapter, path, head))
 
 
@@ -75,10 +75,10 @@ def _build(adapter: ModelAdapter, path: str, head: Head) -> Any:
         # Only the ops after the feature map are recorded: the backward pass stops there.
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             (features,), logits = adapter.forward(
-                batch, [path], logits=True, output=head.index, watch=tape.watch
-            )
-            target = pick_class(logits, class_index)
-            score = class_score(logits, target)
+                batch, [path], logits=True, output=head.index, watch=tape.watch,
+                any_output=head.score is not None,
+            )  # fmt: skip
+            score, target = head_score(logits, class_index, head)
         grads = tape.gradient(score, features)
         if grads is None:
             raise no_gradient_error(adapter, path, head, batch)
@@ -113,8 +113,10 @@ def layer_gradients(target: Target, *, cache: ActivationCache | None = None) -> 
     LayerError
         If the class output does not depend on the layer.
     """
-    cache = ActivationCache() if cache is None else cache
     adapter, head, path = target.adapter, target.head, target.layer
+    if head.score is not None or cache is None:
+        # A caller's own target function is not a cache key that outlives the call.
+        cache = ActivationCache()
     base = (adapter.identity, _image_key(target))
     top_key = (*base, "top_class", head.index)
     class_index = target.class_index

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile, tensorflow
-from .targets import KEY, Head, class_score, pick_class
+from .targets import KEY, Head, head_score
 
 __all__ = ["gradient_function", "resolve_class"]
 
@@ -39,15 +39,15 @@ def gradient_function(
         def gradient(batch: Any, class_index: Any) -> tuple[Any, Any]:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(batch)
-                _, logits = adapter.forward(batch, logits=True, output=head.index, relu=relu)
-                target = pick_class(logits, class_index)
-                score = class_score(logits, target)
+                _, logits = adapter.forward(batch, logits=True, output=head.index, relu=relu,
+                                            any_output=head.score is not None)  # fmt: skip
+                score, target = head_score(logits, class_index, head)
             return tf.cast(tape.gradient(score, batch), tf.float32), target
 
         signature = [adapter.input_spec(), tf.TensorSpec((), tf.int32)]
         return compile(gradient, signature, warm=True)
 
-    return adapter.traced((KEY, "input_gradient", name, head.index), build)
+    return adapter.traced((KEY, "input_gradient", name, head.index, head.score), build)
 
 
 def resolve_class(function: Any, batch: np.ndarray, class_index: int) -> int:

@@ -36,15 +36,7 @@ from .gradients import layer_gradients
 from .input_gradients import gradient_function, resolve_class
 from .registry import Method
 from .relu_rules import guided_relu
-from .targets import (
-    Target,
-    adapter_of,
-    cam_layer,
-    class_head,
-    class_number,
-    to_size,
-    to_unit,
-)
+from .targets import Target, adapter_of, cam_layer, explained, to_size, to_unit
 
 __all__ = ["SALIENCY_METHODS", "SMOOTHGRAD_BATCH", "normalize_signed", "saliency"]
 
@@ -189,6 +181,7 @@ def saliency(
     window: int | None = None,
     stride: int | None = None,
     output: int | str | None = None,
+    target: Callable[[Any], Any] | None = None,
     preprocess: Preprocess | None = None,
     cancel: Cancel = None,
     progress: Any = True,
@@ -254,7 +247,12 @@ def saliency(
         the explorers do; None (default): computed afresh, nothing kept — weights changed in
         place between calls are always seen.
     output : int or str, optional
-        Which output is the class head, for models with several outputs.
+        Which output is the class head, for models with several outputs (with ``target``:
+        the output ``target`` reads, of any shape).
+    target : callable, optional
+        Explain your own score instead of a class (not with ``class_index``): a function of
+        the output's scores (N, ...), before a final softmax/sigmoid, returning one value per
+        image — see :func:`~.cam.grad_cam`. Guided Grad-CAM uses it for both halves.
     preprocess : callable, optional
         Preprocessing for models that do not include it (see :class:`ModelAdapter`).
 
@@ -268,9 +266,9 @@ def saliency(
     ------
     CnnVizError
         For an unknown method (with close matches), ``layer=`` with a method that reads no
-        layer, a class index out of range, SmoothGrad / integrated-gradients / occlusion
-        options out of range (``steps=0``, a window larger than the image), or a baseline of
-        another size than the image.
+        layer, a class index out of range, ``class_index`` with ``target`` or a bad ``target``,
+        SmoothGrad / integrated-gradients / occlusion options out of range (``steps=0``, a
+        window larger than the image), or a baseline of another size than the image.
     Cancelled
         When ``cancel`` asks to stop.
     LayerError, ModelError
@@ -295,10 +293,11 @@ def saliency(
         )
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
-    head = class_head(adapter, output)
-    index = class_number(class_index, head)
+    head, index = explained(adapter, output, class_index, target)
+    if head.score is not None:
+        cache = None  # a caller's function is no key that outlives the call
     path = cam_layer(adapter, layer) if chosen.needs_layer else None
-    target = Target(adapter, adapter.model_input(prepared), head, index, path, prepared.key)
+    question = Target(adapter, adapter.model_input(prepared), head, index, path, prepared.key)
     start = _baseline(adapter, prepared, baseline)
     options = dict(samples=samples, noise=noise, seed=seed, batch_size=batch_size, steps=steps,
                    window=window, stride=stride)  # fmt: skip
@@ -308,7 +307,7 @@ def saliency(
            None if start is None else image_key(start), tuple(sorted(options.items())))  # fmt: skip
     grads = None if cache is None else cache.get(key)
     if grads is None:
-        grads = chosen.compute(target, baseline=start, cancel=cancel, progress=progress,
+        grads = chosen.compute(question, baseline=start, cancel=cancel, progress=progress,
                                cache=cache, **options)  # fmt: skip
         grads = np.asarray(grads, np.float32)
         if cache is not None:

@@ -14,6 +14,7 @@ Facts that cost anything to find (the head, the default layer) are kept on the a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,9 @@ class Head:
         How the head turns scores into what is reported (``"linear"``: a regression value).
     binary : bool
         A single sigmoid unit, offered as two classes (0 "negative", 1 "positive").
+    score : callable or None
+        The caller's own target (see :func:`score_head`): what is explained is
+        ``score(scores)``, not a class.
     """
 
     index: int
@@ -53,6 +57,7 @@ class Head:
     classes: int | None
     activation: str
     binary: bool = False
+    score: Callable[[Any], Any] | None = None
 
     @property
     def regression(self) -> bool:
@@ -140,6 +145,59 @@ def class_head(adapter: ModelAdapter, output: int | str | None) -> Head:
             f"output must be an output index (int) or name (str), or None; got {output!r}."
         )
     return adapter.traced((KEY, "head", output), build)
+
+
+def score_head(adapter: ModelAdapter, output: int | str | None, score: Any) -> Head:
+    """The head for a caller's own ``target=`` function: any output, any shape.
+
+    ``score`` is called, while a compiled function traces, with the output's scores — float32
+    tensor (N, ...) shaped like that output, before a final softmax or sigmoid (logits: after
+    a saturated softmax gradients all but vanish) — and returns the value to explain: one per
+    image (N,), or any tensor, which is summed per image. This is how a regression value, a
+    region of a segmentation map or one unit of a multi-label output is explained (as
+    pytorch-grad-cam's model targets do, Gildenblat et al. 2021).
+
+    Raises
+    ------
+    CnnVizError
+        When ``score`` is not callable (naming how to pass a class instead).
+    ModelError
+        (from the adapter) For an unknown output, or several outputs without ``output=``.
+    """
+    if not callable(score):
+        raise CnnVizError(
+            f"target must be a function of the model output's scores, e.g. "
+            f"target=lambda scores: scores[:, 0]; got {type(score).__name__} {score!r}. "
+            "To explain a class, pass class_index=<number> instead."
+        )
+    if isinstance(output, np.integer):
+        output = int(output)
+    index = adapter.output_index(output)
+    return Head(index, adapter.output_names[index], None, "custom", score=score)
+
+
+def explained(
+    adapter: ModelAdapter, output: int | str | None, class_index: Any, target: Any
+) -> tuple[Head, int]:
+    """The head and class a view explains: ``class_index`` of the class head, or ``target``.
+
+    Returns the :func:`class_head` and :func:`class_number`, or for a ``target`` function the
+    :func:`score_head` and class −1.
+
+    Raises
+    ------
+    CnnVizError
+        When both ``class_index`` and ``target`` are given, or either is invalid.
+    """
+    if target is None:
+        head = class_head(adapter, output)
+        return head, class_number(class_index, head)
+    if class_index is not None:
+        raise CnnVizError(
+            f"Pass either class_index= (a class of the class head) or target= (your own "
+            f"function of the output's scores), not both; got class_index={class_index!r}."
+        )
+    return score_head(adapter, output, target), -1
 
 
 def class_number(class_index: Any, head: Head) -> int:
@@ -298,6 +356,44 @@ def class_score(logits: Any, target: Any) -> Any:
     return tensorflow().gather(logits, target, axis=1, batch_dims=1)
 
 
+def head_score(scores: Any, class_index: Any, head: Head) -> tuple[Any, Any]:
+    """What a gradient explains, and the class it is of: ((N,) score, (N,) int32 class).
+
+    For a class head, the logit of ``class_index`` (−1: each image's top class). For a
+    caller's ``score`` function (:func:`score_head`), its value summed per image, and class −1.
+
+    Raises
+    ------
+    CnnVizError
+        When the caller's function raises or returns something that is not a float tensor
+        (its message and the scores' shape are named).
+    """
+    tf = tensorflow()
+    if head.score is None:
+        chosen = pick_class(scores, class_index)
+        return class_score(scores, chosen), chosen
+    try:
+        value = tf.convert_to_tensor(head.score(scores))
+        if not value.dtype.is_floating:
+            raise TypeError(f"it returned a {value.dtype.name} tensor, not a float one")
+    except Exception as exc:  # the user's code: any error is reported as theirs
+        raise CnnVizError(
+            f"target(scores) failed on the scores of output {head.name!r}, a float32 tensor of "
+            f"shape {tuple(scores.shape)} (batch first, before a final softmax/sigmoid): "
+            f"{type(exc).__name__}: {exc}. Return a float tensor, one value per image, "
+            "e.g. target=lambda scores: scores[:, 0]."
+        ) from exc
+    value = tf.cast(value, tf.float32)
+    batch = tf.shape(scores)[0]
+    if value.shape.rank == 0:
+        # One number for the whole batch: images are independent, so its gradient with
+        # respect to each image is that image's own.
+        per_image = tf.fill([batch], value / tf.cast(batch, tf.float32))
+    else:
+        per_image = tf.reduce_sum(tf.reshape(value, [batch, -1]), axis=1)
+    return per_image, tf.fill([batch], tf.constant(-1, tf.int32))
+
+
 def probabilities(logits: Any, activation: str) -> Any:
     """What the head reports from its scores (N, classes), by its own activation.
 
@@ -319,8 +415,9 @@ def no_gradient_error(adapter: ModelAdapter, path: str, head: Head, batch: Any) 
     candidates = [p for p in adapter.layer_paths if not _is_flat(adapter, p)]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         features, logits = adapter.forward(
-            batch, candidates, logits=True, output=head.index, watch=tape.watch
-        )
+            batch, candidates, logits=True, output=head.index, watch=tape.watch,
+            any_output=head.score is not None,
+        )  # fmt: skip
         total = tf.reduce_sum(logits)
     grads = tape.gradient(total, features)
     feeding = [p for p, g in zip(candidates, grads, strict=True) if g is not None]
