@@ -260,6 +260,38 @@ def _close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
     np.testing.assert_allclose(actual / scale, expected / scale, atol=2e-4, err_msg=what)
 
 
+def _smallest_accepted(drawn: Drawn, adapter: Any, message: str) -> np.ndarray:
+    """For an image refused as too small: check the refusal, return an image of the minimum size.
+
+    The refusal is right when plain Keras cannot answer for that image either (an error, or
+    non-finite scores from pooling an empty map), and the size it names is the adapter's
+    minimum, at which Keras answers with finite scores.
+    """
+    from cnnviz_widgets.images import resize_image
+
+    low_h, low_w = adapter.minimum_size
+    assert f"at least {low_h}×{low_w} px" in message, f"{drawn.describe()}: {message}"
+
+    def keras_answers(image: np.ndarray) -> bool:
+        try:
+            scores = np.asarray(drawn.model(image[np.newaxis].astype(np.float32)))
+        except Exception:  # Keras refuses too (negative output size)
+            return False
+        return bool(np.all(np.isfinite(scores)))  # pooling an empty map gives NaN
+
+    def sized(size: tuple[int, int]) -> np.ndarray:
+        return resize_image(drawn.image, size).round().clip(0, 255).astype(np.uint8)
+
+    assert not keras_answers(drawn.image), f"{drawn.describe()}: refused, Keras answers: {message}"
+    height, width = drawn.image.shape[:2]
+    size = (max(height, low_h), max(width, low_w))
+    assert keras_answers(sized(size)), f"{drawn.describe()}: minimum {size} is not enough"
+    # And it is the minimum: one pixel less in the direction that was too small fails.
+    smaller = (size[0] - 1, size[1]) if height < low_h else (size[0], size[1] - 1)
+    assert not keras_answers(sized(smaller)), f"{drawn.describe()}: {smaller} works too"
+    return sized(size)
+
+
 def check(drawn: Drawn, keras: Any, *, explorers: bool = True) -> dict[str, int]:
     """Every check on one generated model; raises AssertionError naming the model and the view.
 
@@ -268,13 +300,21 @@ def check(drawn: Drawn, keras: Any, *, explorers: bool = True) -> dict[str, int]
     import cnnviz_widgets as cv
     from cnnviz_widgets.cache import ActivationCache
     from cnnviz_widgets.engine.adapter import ModelAdapter
+    from cnnviz_widgets.errors import ImageError
     from cnnviz_widgets.images import resize_image
 
     model, image = drawn.model, drawn.image
     adapter = ModelAdapter(model)
-    prepared = adapter.prepare(image)
+    try:
+        prepared = adapter.prepare(image)
+    except ImageError as error:
+        image = _smallest_accepted(drawn, adapter, str(error))
+        prepared = adapter.prepare(image)
+        counts_refused = 1
+    else:
+        counts_refused = 0
     batch = adapter.model_input(prepared)
-    counts = {"layers": 0, "gradcam_oracles": 0}
+    counts = {"layers": 0, "gradcam_oracles": 0, "refusals_checked": counts_refused}
     paths = adapter.layer_paths
     maps = adapter.feature_maps(prepared, paths)
     for path, ours in zip(paths, maps, strict=True):
