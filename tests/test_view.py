@@ -54,23 +54,83 @@ def explorer(tiny_functional, rgb16):
     )
 
 
+class Page:
+    """The page's side of a view: what feature_map_view.js holds, from the messages alone.
+
+    Chunks come in the ``data`` state and as ``chunk`` messages; a chunk the picture needs and
+    does not have is asked for with a ``need`` message, as the page does.
+    """
+
+    def __init__(self, fmv: FeatureMapView) -> None:
+        self.fmv = fmv
+        self.chunks: dict[tuple, np.ndarray] = {}
+        self.asked: list[tuple] = []
+        for msg, buffers in fmv.comm.messages:
+            self._receive(msg, buffers)
+        send = fmv.comm.send
+
+        def both(data=None, metadata=None, buffers=None):
+            send(data, metadata, buffers)
+            self._receive(data or {}, list(buffers or []))
+
+        fmv.comm.send = both
+
+    def _receive(self, msg: dict, buffers: list) -> None:
+        content = msg.get("content") if msg.get("method") == "custom" else None
+        if content and content.get("type") == "chunk":
+            raw = bytes(buffers[0])
+            if content["compression"] == "deflate":
+                raw = zlib.decompress(raw)
+            key = (content["serial"], content["kind"], content["index"])
+            self.chunks[key] = np.frombuffer(raw, np.uint8).reshape(content["shape"])
+
+    def planes(self, kind: str, channels: range) -> dict[int, np.ndarray]:
+        """The planes of ``channels`` the page holds, asking for missing chunks first."""
+        data = self.fmv.data
+        serial, size = data["serial"], data["chunk"]
+        for chunk in data["chunks"]:
+            self.chunks[(serial, chunk["kind"], chunk["index"])] = unpack_array(chunk["planes"])
+        out = {}
+        for channel in channels:
+            key = (serial, kind, channel // size)
+            if key not in self.chunks:
+                self.asked.append(key)
+                need = {"type": "need", "serial": serial, "kind": kind, "index": key[2]}
+                self.fmv._on_browser_message(self.fmv, need, [])
+            out[channel] = self.chunks[key][channel % size]
+        return out
+
+
+_pages: dict[int, Page] = {}
+
+
+def page_of(fmv: FeatureMapView) -> Page:
+    if id(fmv) not in _pages or _pages[id(fmv)].fmv is not fmv:
+        _pages[id(fmv)] = Page(fmv)
+    return _pages[id(fmv)]
+
+
 def browser_picture(fmv: FeatureMapView) -> np.ndarray:
     """What feature_map_view.js draws for the view's current state, from the data sent only."""
     data, geo = fmv.data, fmv.geometry
-    planes = unpack_array(data["planes"])
     count, height, width = data["channels"], data["height"], data["width"]
     lut = unpack_array(fmv.luts)[fmv.cmap_index]
     mode = view.MODES[fmv.mode_index]
     if mode != "grid":
-        plane = count if mode == "sum" else fmv.channel
+        if mode == "sum":
+            plane = unpack_array(data["sum"])
+        else:
+            plane = page_of(fmv).planes("planes", range(fmv.channel, fmv.channel + 1))
+            plane = plane[fmv.channel]
         k = max(1, math.ceil(geo["view_min_side"] / min(height, width)))
-        return np.repeat(np.repeat(lut[planes[plane]], k, axis=0), k, axis=1)
-    grid = unpack_array(data["grid"]["planes"]) if data["grid"] else planes[:count]
+        return np.repeat(np.repeat(lut[plane], k, axis=0), k, axis=1)
     start = (fmv.page_number - 1) * geo["page_size"]
     n = min(geo["page_size"], count - start)
+    kind = "grid" if data["grid"] else "planes"
+    grid = page_of(fmv).planes(kind, range(start, start + n))
+    gh, gw = grid[start].shape
     columns = min(geo["columns"], n)
     rows = -(-n // columns)
-    gh, gw = grid.shape[1:]
     k = max(1, math.ceil(geo["tile_min_side"] / min(gh, gw)))
     layout = render.GridLayout(tuple(range(start, start + n)), columns, rows, gh * k, gw * k,
                                geo["pad"])  # fmt: skip
@@ -144,17 +204,52 @@ def test_a_layer_is_sent_once_as_binary_buffers_then_only_small_state(explorer):
     assert all(len(json.dumps(state)) < 200 for state, _ in sent), sent
 
     fmv.comm.messages.clear()
+    explorer.mode = "channel"
     explorer.layer = "conv2"
     sent = updates(fmv)
     with_data = [(state, buffers) for state, buffers in sent if "data" in state]
-    assert len(with_data) == 1  # one message: maps, offsets, scales and the clamped state
+    assert len(with_data) == 1  # one message: offsets, scales, sum, chunk and the state
     state, buffers = with_data[0]
     json.dumps(state)  # everything else is plain JSON
     assert not _numbers_in(state), "arrays must travel as binary buffers, not JSON lists"
-    assert len(buffers) == 3 and state["data"]["planes"]["compression"] == "deflate"
-    raw = zlib.decompress(bytes(buffers[0]))
-    assert len(raw) == 7 * 8 * 8  # (6 channels + their sum) × 8 × 8 uint8
-    assert state["data"]["planes"]["shape"] == [7, 8, 8]
+    data = state["data"]
+    assert len(buffers) == 4 and data["chunks"][0]["planes"]["compression"] == "deflate"
+    assert [(c["kind"], c["index"]) for c in data["chunks"]] == [("planes", 0)]
+    raw = zlib.decompress(bytes(fmv.data["chunks"][0]["planes"]["buffer"]))
+    assert any(bytes(b) == bytes(fmv.data["chunks"][0]["planes"]["buffer"]) for b in buffers)
+    assert len(raw) == 6 * 8 * 8  # the 6 channels (one chunk) × 8 × 8 uint8
+    assert data["chunks"][0]["planes"]["shape"] == [6, 8, 8]
+    assert data["sum"]["shape"] == [8, 8] and data["offset"]["shape"] == [7]
+
+
+def test_wide_layers_go_in_chunks_the_page_asks_for(recording_comms):
+    rng = np.random.default_rng(7)
+    maps = rng.gamma(1.5, size=(12, 10, 40)).astype(np.float32)  # 40 channels: chunks of 16
+    fmv = FeatureMapView()
+    page = page_of(fmv)
+    fmv.show("wide", maps, channel=3, mode="channel", cmap="viridis", page=0,
+             colormaps=["viridis"])  # fmt: skip
+    assert [(c["kind"], c["index"]) for c in fmv.data["chunks"]] == [("planes", 0)]
+    want = quantize(maps)[0]  # the renderer's LUT indexes, (C, H, W)
+    for channel in (3, 15, 16, 39):
+        fmv.set_state({"channel": channel})
+        shown = page.planes("planes", range(channel, channel + 1))[channel]
+        np.testing.assert_array_equal(shown, want[channel])
+    serial = fmv.data["serial"]
+    assert page.asked == [(serial, "planes", 1), (serial, "planes", 2)]  # each chunk once
+    chunk_messages = [m for m, _ in fmv.comm.messages if m.get("content", {}).get("type") == "chunk"]
+    assert [(m["content"]["index"], m["content"]["shape"]) for m in chunk_messages] == [
+        (1, [16, 12, 10]), (2, [8, 12, 10])
+    ]
+    # A stale request (an older layer) or one out of range sends nothing.
+    before = len(fmv.comm.messages)
+    fmv._on_browser_message(fmv, {"type": "need", "serial": serial - 1, "kind": "planes",
+                                  "index": 1}, [])  # fmt: skip
+    fmv._on_browser_message(fmv, {"type": "need", "serial": serial, "kind": "planes",
+                                  "index": 3}, [])  # fmt: skip
+    fmv._on_browser_message(fmv, {"type": "need", "serial": serial, "kind": "grid",
+                                  "index": 0}, [])  # fmt: skip  (12×10 maps have no grid kind)
+    assert len(fmv.comm.messages) == before
 
 
 def test_the_colormap_tables_are_sent_once_and_grow_with_the_picker(explorer):
@@ -263,9 +358,11 @@ def test_controls_are_linked_in_the_browser_with_the_view_as_source(explorer):
 
 def test_a_browser_without_decompression_gets_raw_maps(explorer):
     fmv = explorer.view
+    explorer.channel = 2
     fmv._on_browser_message(fmv, {"type": "need_raw"}, [])
-    assert fmv.data["planes"]["compression"] == "none"
-    assert bytes(fmv.data["planes"]["buffer"]) == fmv.planes["planes"].tobytes()
+    (chunk,) = fmv.data["chunks"]
+    assert chunk["planes"]["compression"] == "none"
+    assert bytes(chunk["planes"]["buffer"]) == fmv.planes["planes"][:4].tobytes()  # pool1: 4
 
 
 # ----------------------------------------------------------------------------- PNG path

@@ -8,13 +8,20 @@ under the cursor is read there too. It is an anywidget: its JavaScript and CSS a
 
 What crosses the wire for a layer (one comm message, see :func:`pack_array`):
 
-- ``planes``: uint8 ``(C + 1, H, W)``, each channel's colormap index exactly as the kernel's
-  renderer computes it (``round(normalize_channels(maps) * 255)``), the last plane the sum of
-  all channels; compressed with zlib (the browser's ``DecompressionStream``);
 - ``offset``/``scale``: float32 per plane, so ``value ≈ offset + index * scale`` in the map's own
   units (within half a step, ``scale / 2``) for the readout under the cursor;
-- for maps larger than a grid tile may be (early layers), the block-averaged planes the grid
-  shows, quantised the same way.
+- ``sum``: the channel sum's plane, uint8 ``(H, W)``: its colormap index exactly as the kernel's
+  renderer computes it (``round(normalize_channels(maps) * 255)``);
+- ``chunks``: the channels the picture shows, in chunks of :data:`CHUNK_CHANNELS` channels,
+  uint8 ``(n, H, W)`` each, compressed with zlib (the browser's ``DecompressionStream``); for maps
+  larger than a grid tile may be (early layers), the grid's block-averaged planes come as chunks
+  of their own kind, quantised the same way.
+
+Further chunks go only when the browser asks (a ``need`` message: a channel or grid page not
+yet there; while the channel slider moves it also asks for the next chunk in that direction,
+so scrubbing rarely waits). A wide layer is then never sent whole for a look at a few channels:
+the default model's ``block3a_expand_activation`` (144 channels of 56×85) is 517 kB compressed
+in one piece, and 20 channel steps need two or three chunks of 16.
 
 The 256×3 lookup tables of the offered colormaps (``render.colormap_lut``) are sent once. The
 picture the browser draws is, pixel for pixel, the kernel's ``rgb`` of the same state.
@@ -59,6 +66,8 @@ MODES = ("channel", "grid", "sum")
 ZLIB_LEVEL = 1
 # Every packed layer differs from the one before, even the same maps sent again.
 _SERIALS = itertools.count(1)
+#: Channels per chunk sent: a fraction of a wide layer, and about one grid row of tiles.
+CHUNK_CHANNELS = 16
 
 
 def anywidget_installed() -> bool:
@@ -222,6 +231,7 @@ class FeatureMapView(AnyWidget):
         self._compress = compress
         self._maps: np.ndarray | None = None
         self._planes: dict[str, np.ndarray] = {}
+        self._serial = 0
         self._pushing = False
         self.on_msg(self._on_browser_message)
 
@@ -256,7 +266,7 @@ class FeatureMapView(AnyWidget):
                 if layer != self.layer or maps is not self._maps:
                     if mode != "grid":  # the picture first, while the layer is packed
                         self._send_preview(layer, maps, None if mode == "sum" else channel)
-                    self._send_maps(layer, maps)
+                    self._send_maps(layer, maps, self._chunks_for(mode, channel, page, maps))
                 self.cmap_index = names.index(cmap)
                 self.mode_index = MODES.index(mode)
                 self.channel = int(channel)
@@ -282,46 +292,84 @@ class FeatureMapView(AnyWidget):
         }  # fmt: skip
         self.send(content, buffers=[memoryview(index.tobytes())])
 
-    def _send_maps(self, layer: str, maps: np.ndarray) -> None:
+    def _chunks_for(self, mode: str, channel: int, page: int, maps: np.ndarray) -> list[tuple]:
+        """The (kind, index) chunks the picture of that state needs (the sum needs none)."""
+        count = 1 if np.ndim(maps) == 2 else int(np.shape(maps)[-1])
+        if mode == "sum":
+            return []
+        if mode == "channel":
+            return [("planes", int(channel) // CHUNK_CHANNELS)]
+        size = self.geometry["page_size"]
+        first, last = page * size, min((page + 1) * size, count) - 1
+        kind = "grid" if self._shrink(maps) > 1 else "planes"
+        return [(kind, i) for i in range(first // CHUNK_CHANNELS, last // CHUNK_CHANNELS + 1)]
+
+    def _shrink(self, maps: np.ndarray) -> int:
+        height, width = np.shape(maps)[:2]
+        return -(-max(height, width) // self._tile_max_side)
+
+    def _chunk(self, kind: str, index: int) -> dict[str, Any]:
+        planes = self._planes["grid" if kind == "grid" else "planes"]
+        count = len(self._planes["offset"]) - 1
+        part = planes[index * CHUNK_CHANNELS : min((index + 1) * CHUNK_CHANNELS, count)]
+        return {"kind": kind, "index": index, "planes": pack_array(part, compress=self._compress)}
+
+    def _send_maps(self, layer: str, maps: np.ndarray, chunks: Sequence[tuple]) -> None:
         array = np.asarray(maps)
         if array.ndim == 2:
             array = array[:, :, None]
         height, width, count = array.shape
         index, offset, scale = quantize(array)
         s_index, s_offset, s_scale = quantize(render.channel_sum(array))
-        planes = np.concatenate([index, s_index])
         self._planes = {
-            "planes": planes,
+            "planes": np.concatenate([index, s_index]),
             "offset": np.concatenate([offset, s_offset]),
             "scale": np.concatenate([scale, s_scale]),
         }
+        self._serial = next(_SERIALS)
         data: dict[str, Any] = {
-            "layer": layer, "serial": next(_SERIALS), "channels": count,
-            "height": height, "width": width,
-            "planes": pack_array(planes, compress=self._compress),
+            "layer": layer, "serial": self._serial, "channels": count,
+            "height": height, "width": width, "chunk": CHUNK_CHANNELS,
             "offset": pack_array(self._planes["offset"]),
             "scale": pack_array(self._planes["scale"]),
-            "grid": None,
+            "sum": pack_array(s_index[0]), "grid": None, "chunks": [],
         }  # fmt: skip
-        shrink = -(-max(height, width) // self._tile_max_side)
+        shrink = self._shrink(array)
         if shrink > 1:  # the grid shows block means of large maps, as channel_grid does
             g_index, g_offset, g_scale = quantize(_block_mean(array, shrink))
             self._planes.update(grid=g_index, grid_offset=g_offset, grid_scale=g_scale)
             data["grid"] = {
                 "height": int(g_index.shape[1]), "width": int(g_index.shape[2]),
-                "planes": pack_array(g_index, compress=self._compress),
                 "offset": pack_array(g_offset), "scale": pack_array(g_scale),
             }  # fmt: skip
+        data["chunks"] = [self._chunk(kind, i) for kind, i in chunks]
         self._maps = maps
         self.layer = layer
         self.data = data
 
+    def _send_chunk(self, kind: str, index: int) -> None:
+        """One chunk the browser asked for, as a custom message with one binary buffer."""
+        chunk = self._chunk(kind, index)
+        packed = chunk.pop("planes")
+        content = {"type": "chunk", "serial": self._serial, **chunk,
+                   "shape": packed["shape"], "compression": packed["compression"]}  # fmt: skip
+        self.send(content, buffers=[packed["buffer"]])
+
     def _on_browser_message(self, widget: Any, content: Any, buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "need_raw" and self._compress:
+        if not isinstance(content, dict) or self._maps is None:
+            return
+        if content.get("type") == "need" and content.get("serial") == self._serial:
+            kind, index = content.get("kind"), content.get("index")
+            count = len(self._planes["offset"]) - 1
+            if (kind == "planes" or (kind == "grid" and "grid" in self._planes)) and isinstance(
+                index, int
+            ) and 0 <= index * CHUNK_CHANNELS < count:
+                self._send_chunk(kind, index)
+        elif content.get("type") == "need_raw" and self._compress:
             # A browser without DecompressionStream: send the same maps uncompressed.
             self._compress = False
-            if self._maps is not None:
-                self._send_maps(self.layer, self._maps)
+            state = (self.mode, self.channel, self.page_number - 1)
+            self._send_maps(self.layer, self._maps, self._chunks_for(*state, self._maps))
 
     # ------------------------------------------------------------------ reading back
     @property

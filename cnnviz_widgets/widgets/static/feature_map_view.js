@@ -1,8 +1,10 @@
 // FeatureMapView (cnnviz_widgets/widgets/view.py): a layer's feature maps drawn on a canvas.
 //
-// The kernel sends a layer once (uint8 colormap indexes per channel, plus offset and scale
-// per channel to read values back) and the 256×3 colormap tables once. Channel, colormap, mode
-// and grid page changes are drawn here, at once; the same traits go back to the kernel.
+// The kernel sends a layer's offsets and scales (to read values back), its channel sum and the
+// chunks of channels the picture needs (uint8 colormap indexes, 16 channels a chunk); the
+// 256×3 colormap tables once. Channel, colormap, mode and grid page changes are drawn here, at
+// once; a chunk not here yet is asked for (a "need" message), and the next chunk in the
+// direction the channel moves is asked for ahead. The same traits go back to the kernel.
 // The pictures are the kernel renderer's, pixel for pixel: same indexes, same tables, same
 // integer upscaling and grid geometry (render.upscale_nearest, render.channel_grid).
 
@@ -97,6 +99,7 @@ function render({ model, el }) {
   let image = null;     // reused ImageData
   let pending = false;
   let askedRaw = false;
+  let lastChannel = 0;  // the direction the channel moves: which chunk to ask for ahead
 
   function readLuts() {
     const packed = model.get("luts");
@@ -114,6 +117,13 @@ function render({ model, el }) {
     }
   }
 
+  // Copy a chunk's planes into the layer's arrays; channels without one stay unknown.
+  function place(target, kind, index, bytes) {
+    const g = kind === "grid" ? target.grid : target;
+    g.planes.set(bytes, index * target.chunk * g.height * g.width);
+    target.have.add(`${kind}:${index}`);
+  }
+
   async function load() {
     const token = ++loads;
     const data = model.get("data");
@@ -121,36 +131,65 @@ function render({ model, el }) {
       layer = null;
       return;
     }
-    if ((needsInflate(data.planes) || needsInflate(data.grid && data.grid.planes))
-        && typeof DecompressionStream === "undefined") {
+    if (data.chunks.some((c) => needsInflate(c.planes)) && typeof DecompressionStream === "undefined") {
       if (!askedRaw) model.send({ type: "need_raw" });
       askedRaw = true;
       return;
     }
     loading = true;
     try {
-      const [planes, offset, scale] = await Promise.all(
-        [unpack(data.planes), unpack(data.offset), unpack(data.scale)]);
+      const [offset, scale, sum] = await Promise.all(
+        [unpack(data.offset), unpack(data.scale), unpack(data.sum)]);
+      const chunks = await Promise.all(data.chunks.map((c) => unpack(c.planes)));
       let grid = null;
       if (data.grid) {
-        const [gp, go, gs] = await Promise.all(
-          [unpack(data.grid.planes), unpack(data.grid.offset), unpack(data.grid.scale)]);
-        grid = { height: data.grid.height, width: data.grid.width, planes: gp, offset: go, scale: gs };
+        const [go, gs] = await Promise.all([unpack(data.grid.offset), unpack(data.grid.scale)]);
+        const size = data.grid.height * data.grid.width;
+        grid = { height: data.grid.height, width: data.grid.width, offset: go, scale: gs,
+                 planes: new Uint8Array(data.channels * size), kind: "grid" };
       }
       if (token !== loads) return;  // a newer layer arrived meanwhile
+      const size = data.height * data.width;
+      const planes = new Uint8Array((data.channels + 1) * size);
+      planes.set(sum, data.channels * size);
       layer = {
-        name: data.layer, channels: data.channels, height: data.height, width: data.width,
-        planes, offset, scale,
-        grid: grid || { height: data.height, width: data.width, planes, offset, scale },
+        name: data.layer, serial: data.serial, chunk: data.chunk, channels: data.channels,
+        height: data.height, width: data.width, planes, offset, scale,
+        have: new Set(), asked: new Set(),
       };
+      layer.grid = grid || { height: data.height, width: data.width, planes, offset, scale,
+                             kind: "planes" };
+      data.chunks.forEach((c, i) => place(layer, c.kind, c.index, chunks[i]));
     } finally {
       if (token === loads) loading = false;
     }
     draw();
   }
 
+  // A chunk the page asked for (see ask()).
+  async function onChunk(msg, buffers) {
+    if (!layer || msg.serial !== layer.serial || !buffers || !buffers.length) return;
+    let bytes = bytesOf(buffers[0]);
+    if (msg.compression === "deflate") bytes = await inflate(bytes);
+    if (!layer || msg.serial !== layer.serial) return;  // the layer changed meanwhile
+    place(layer, msg.kind, msg.index, bytes);
+    schedule();
+  }
+
+  // Ask the kernel once for a chunk; true when it is here already.
+  function ask(kind, index) {
+    const key = `${kind}:${index}`;
+    if (layer.have.has(key)) return true;
+    if (index >= 0 && index * layer.chunk < layer.channels && !layer.asked.has(key)) {
+      layer.asked.add(key);
+      model.send({ type: "need", serial: layer.serial, kind, index });
+    }
+    return false;
+  }
+
   // The plane the new layer's first picture needs, sent ahead of the layer (view.py).
   function onPreview(msg, buffers) {
+    if (msg && msg.type === "chunk") return onChunk(msg, buffers);
     if (!msg || msg.type !== "preview" || !buffers || !buffers.length) return;
     ++loads;  // a load of an older layer must not replace this one
     loading = false;
@@ -258,9 +297,23 @@ function render({ model, el }) {
       if (mode === "grid") return;
       drawSingle(layer.only, lut, geo);
     } else if (mode === "grid") {
-      if (!drawGrid(model.get("page_number") - 1, lut, geo)) return;
+      const page = model.get("page_number") - 1;
+      const first = page * geo.page_size;
+      const last = Math.min(first + geo.page_size, layer.channels) - 1;
+      let here = true;
+      for (let i = Math.floor(first / layer.chunk); i <= Math.floor(last / layer.chunk); i++) {
+        here = ask(layer.grid.kind, i) && here;
+      }
+      if (!here || !drawGrid(page, lut, geo)) return;
+    } else if (mode === "sum") {
+      drawSingle(layer.channels, lut, geo);
     } else {
-      drawSingle(mode === "sum" ? layer.channels : channel, lut, geo);
+      const chunk = Math.floor(channel / layer.chunk);
+      const ahead = chunk + (channel < lastChannel ? -1 : 1);
+      if (!ask("planes", chunk)) return;
+      ask("planes", ahead);  // scrubbing on: the next chunk is likely wanted soon
+      lastChannel = channel;
+      drawSingle(channel, lut, geo);
     }
     ctx.putImageData(image, 0, 0);
     frames += 1;
