@@ -16,6 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import CnnVizError
+from .i18n import get_language
+from .i18n import gettext_ as _
+
+#: The ``lang`` of a page, by the language its texts are in (screen readers and fonts use it).
+_HTML_LANG = {"en": "en", "zh": "zh-Hans"}
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -62,7 +67,7 @@ def html_page(title: str, sections: Sequence[Section], state: Mapping[str, objec
     """
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{_HTML_LANG.get(get_language(), "en")}"><head><meta charset="utf-8">',
         # No script runs in these pages: a strict policy makes sure of it even if an escaped
         # name were ever mishandled.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
@@ -72,7 +77,8 @@ def html_page(title: str, sections: Sequence[Section], state: Mapping[str, objec
     ]
     state = dict(state)
     if state:
-        parts.append(_table([(name, value) for name, value in state.items()], ("control", "value")))
+        header = (_("control"), _("value"))
+        parts.append(_table([(name, value) for name, value in state.items()], header))
     for section in sections:
         parts.append(f"<h2>{html.escape(section.heading)}</h2>")
         if section.png:
@@ -87,7 +93,8 @@ def html_page(title: str, sections: Sequence[Section], state: Mapping[str, objec
         if section.code:
             parts.append(f"<pre><code>{html.escape(section.code)}</code></pre>")
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f'<p class="meta">Made with cnnviz_widgets on {made}.</p></body></html>')
+    meta = html.escape(_("Made with cnnviz_widgets on {made}.").format(made=made))
+    parts.append(f'<p class="meta">{meta}</p></body></html>')
     return "\n".join(parts)
 
 
@@ -95,9 +102,15 @@ def write_file(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (a temporary file, then a rename); return the path."""
     target = Path(path)
     if target.is_dir():
-        raise CnnVizError(f"{target} is a folder; give a file name such as {target / 'view.html'}.")
+        raise CnnVizError(
+            _("{path} is a folder; give a file name such as {example}.").format(
+                path=target, example=target / "view.html"
+            )
+        )
     if not target.parent.exists():
-        raise CnnVizError(f"Folder {target.parent} does not exist; create it first.")
+        raise CnnVizError(
+            _("Folder {folder} does not exist; create it first.").format(folder=target.parent)
+        )
     payload = data.encode("utf-8") if isinstance(data, str) else data
     partial = target.with_name(f".{target.name}.partial")
     partial.write_bytes(payload)

@@ -31,14 +31,19 @@ from __future__ import annotations
 import contextlib
 import gettext
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
     "LANGUAGES",
+    "N_",
+    "cjk_font_file",
+    "cjk_font_properties",
     "get_language",
     "gettext_",
+    "has_cjk",
     "ngettext",
     "set_language",
     "use_cjk_font",
@@ -158,6 +163,16 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 _ = gettext_
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalog and return it untranslated.
+
+    For texts held in module-level tables (chosen before any language is set): the table keeps
+    the English text and the code passes it through :func:`_` where it is shown.
+    ``tools/compile_catalogs.py`` collects the literals of both.
+    """
+    return message
+
+
 # ------------------------------------------------------------------------------ fonts
 #: Installed font families that carry Simplified Chinese glyphs, best first.
 CJK_FAMILIES = (
@@ -179,6 +194,66 @@ def cjk_font_family() -> str | None:
     return next((family for family in CJK_FAMILIES if family in installed), None)
 
 
+#: CJK radicals, punctuation, kana, ideographs and full-width forms (a regex character-class
+#: body): text that a Latin font draws as empty boxes.
+CJK_RANGES = "\u2e80-\u2fdf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK = re.compile(f"[{CJK_RANGES}]")
+
+
+def has_cjk(text: str) -> bool:
+    """True when ``text`` holds Chinese (CJK) characters or full-width punctuation."""
+    return _CJK.search(text) is not None
+
+
+def _shipped_font() -> Path:
+    if not SHIPPED_FONT.is_file():
+        from .errors import CnnVizError
+
+        raise CnnVizError(
+            gettext_(
+                "No font with Chinese glyphs was found, and the one shipped with "
+                "cnnviz_widgets is missing ({path}). Install one, e.g. "
+                "'apt-get install fonts-noto-cjk', or reinstall cnnviz_widgets."
+            ).format(path=SHIPPED_FONT)
+        )
+    return SHIPPED_FONT
+
+
+def cjk_font_file() -> tuple[Path, int]:
+    """A font file with Chinese glyphs and the index of the face to use in it.
+
+    The installed family :func:`use_cjk_font` would choose (a ``.ttc`` collection holds
+    several faces; the index is the Simplified Chinese one), else the shipped subset (index 0).
+    For drawing with Pillow: ``ImageFont.truetype(str(path), size, index=index)``.
+
+    Raises
+    ------
+    CnnVizError
+        When no CJK font is installed and the shipped one is missing.
+    """
+    from matplotlib import font_manager
+
+    family = cjk_font_family()
+    if family is not None:
+        entry = next(f for f in font_manager.fontManager.ttflist if f.name == family)
+        return Path(entry.fname), int(getattr(entry, "index", 0) or 0)
+    return _shipped_font(), 0
+
+
+def cjk_font_properties():  # -> matplotlib.font_manager.FontProperties
+    """Matplotlib font properties with Chinese glyphs, for one text (no global rcParams change).
+
+    ``axes.set_title(title, fontproperties=cjk_font_properties())``; see :func:`use_cjk_font`
+    to switch every text of every figure instead.
+    """
+    from matplotlib.font_manager import FontProperties
+
+    family = cjk_font_family()
+    if family is not None:
+        return FontProperties(family=family)
+    return FontProperties(fname=str(_shipped_font()))
+
+
 def use_cjk_font() -> str:
     """Make matplotlib draw Chinese text with real glyphs; returns the font family chosen.
 
@@ -197,18 +272,9 @@ def use_cjk_font() -> str:
 
     family = cjk_font_family()
     if family is None:
-        if not SHIPPED_FONT.is_file():
-            from .errors import CnnVizError
-
-            raise CnnVizError(
-                gettext_(
-                    "No font with Chinese glyphs was found, and the one shipped with "
-                    "cnnviz_widgets is missing ({path}). Install one, e.g. "
-                    "'apt-get install fonts-noto-cjk', or reinstall cnnviz_widgets."
-                ).format(path=SHIPPED_FONT)
-            )
-        font_manager.fontManager.addfont(str(SHIPPED_FONT))
-        family = font_manager.FontProperties(fname=str(SHIPPED_FONT)).get_name()
+        shipped = str(_shipped_font())
+        font_manager.fontManager.addfont(shipped)
+        family = font_manager.FontProperties(fname=shipped).get_name()
     sans = [f for f in matplotlib.rcParams["font.sans-serif"] if f != family]
     matplotlib.rcParams["font.sans-serif"] = [family, *sans]
     matplotlib.rcParams["font.family"] = "sans-serif"

@@ -21,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageConversionWarning, ImageError
+from .i18n import N_
+from .i18n import gettext_ as _
 
 __all__ = [
     "PreparedImage",
@@ -33,7 +35,7 @@ __all__ = [
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses too.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-_ACCEPTED = (
+_ACCEPTED = N_(
     "a numpy array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), a file path "
     "(str or pathlib.Path) or a PIL.Image.Image"
 )
@@ -68,8 +70,10 @@ def _from_pil(picture: Image.Image) -> np.ndarray:
         return np.asarray(picture.convert("RGBA" if has_alpha else "RGB"))
     except (ValueError, OSError) as exc:
         raise ImageError(
-            f"Cannot convert a PIL image of mode {mode!r} to RGB ({exc}). Convert it yourself "
-            "first, e.g. image.convert('RGB')."
+            _(
+                "Cannot convert a PIL image of mode {mode!r} to RGB ({error}). Convert it "
+                "yourself first, e.g. image.convert('RGB')."
+            ).format(mode=mode, error=exc)
         ) from exc
 
 
@@ -78,11 +82,16 @@ def _open(path: str | os.PathLike[str]) -> np.ndarray:
     if not file.is_file():
         hint = ""
         if isinstance(path, str) and path in _sample_names():
-            hint = f" For the bundled photo use sample_image({path!r})."
+            hint = _(" For the bundled photo use sample_image({name!r}).").format(name=path)
         elif file.is_dir():
-            hint = " It is a folder; pass the path of one image file."
-        where = "" if file.is_absolute() else f" (relative to the working directory '{Path.cwd()}')"
-        raise ImageError(f"No image file at '{file}'{where}.{hint}")
+            hint = _(" It is a folder; pass the path of one image file.")
+        if file.is_absolute():
+            message = _("No image file at '{file}'.{hint}")
+        else:
+            message = _(
+                "No image file at '{file}' (relative to the working directory '{cwd}').{hint}"
+            )
+        raise ImageError(message.format(file=file, cwd=Path.cwd(), hint=hint))
     try:
         with Image.open(file) as picture:
             # Phone photos store their rotation in EXIF; apply it so the model sees them upright.
@@ -91,21 +100,25 @@ def _open(path: str | os.PathLike[str]) -> np.ndarray:
             return _from_pil(upright)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(
-            f"Could not read '{file}' as an image ({type(exc).__name__}: {exc}). Pass a PNG, "
-            "JPEG or other file that Pillow can open."
+            _(
+                "Could not read '{file}' as an image ({kind}: {error}). Pass a PNG, JPEG or "
+                "other file that Pillow can open."
+            ).format(file=file, kind=type(exc).__name__, error=exc)
         ) from exc
 
 
 def _shape_error(shape: tuple[int, ...]) -> ImageError:
     if len(shape) == 4:
-        hint = " Pass one image at a time."
+        hint = _(" Pass one image at a time.")
     elif len(shape) < 2:
-        hint = " Reshape a flattened image to (H, W) or (H, W, 3) first."
+        hint = _(" Reshape a flattened image to (H, W) or (H, W, 3) first.")
     else:
         hint = ""
     return ImageError(
-        "Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of shape "
-        f"{shape}.{hint}"
+        _(
+            "Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of shape "
+            "{shape}.{hint}"
+        ).format(shape=shape, hint=hint)
     )
 
 
@@ -143,22 +156,26 @@ def _scale_to_255(array: np.ndarray) -> float:
         if low >= 0 and high <= 65535:
             return 255.0 / 65535.0
         raise ImageError(
-            f"The {dtype} image's values run from {low:g} to {high:g}: neither 8-bit (0-255) nor "
-            "16-bit (0-65535). Bring them to 0-255 first, e.g. "
-            "np.interp(image, (image.min(), image.max()), (0, 255))."
+            _(
+                "The {dtype} image's values run from {low:g} to {high:g}: neither 8-bit (0-255) "
+                "nor 16-bit (0-65535). Bring them to 0-255 first, e.g. "
+                "np.interp(image, (image.min(), image.max()), (0, 255))."
+            ).format(dtype=dtype, low=low, high=high)
         )
     if low >= 0.0 and high <= 1.0:
         return 255.0
     if low >= -_FLOAT_SLACK and high <= 255.0 + _FLOAT_SLACK:
         return 1.0
     hint = (
-        "(image + 1) * 127.5 for an image normalised to -1…1"
+        _("(image + 1) * 127.5 for an image normalised to -1…1")
         if low >= -1.0 and high <= 1.0
         else "np.interp(image, (image.min(), image.max()), (0, 255))"
     )
     raise ImageError(
-        f"The {dtype} image's values run from {low:g} to {high:g}: neither 0-1 nor 0-255, so "
-        f"their scale is unknown. Pass the photo before normalisation, or rescale it: {hint}."
+        _(
+            "The {dtype} image's values run from {low:g} to {high:g}: neither 0-1 nor 0-255, so "
+            "their scale is unknown. Pass the photo before normalisation, or rescale it: {hint}."
+        ).format(dtype=dtype, low=low, high=high, hint=hint)
     )
 
 
@@ -214,39 +231,48 @@ def load_image(image: Any) -> np.ndarray:
     elif hasattr(image, "__array__") and not isinstance(image, (list, tuple)):
         array = np.asarray(image)
     else:
-        hint = " Wrap nested lists with np.asarray first." if isinstance(image, list) else ""
+        hint = _(" Wrap nested lists with np.asarray first.") if isinstance(image, list) else ""
         raise ImageError(
-            f"Cannot use an object of type {type(image).__name__} as an image; pass "
-            f"{_ACCEPTED}.{hint}"
+            _("Cannot use an object of type {kind} as an image; pass {accepted}.{hint}").format(
+                kind=type(image).__name__, accepted=_(_ACCEPTED), hint=hint
+            )
         )
 
     dtype = array.dtype
     if dtype.kind not in "biuf":
         raise ImageError(
-            f"Expected a numeric image array; got dtype {dtype} (shape {array.shape}). Images "
-            "hold bool, integer or float values."
+            _(
+                "Expected a numeric image array; got dtype {dtype} (shape {shape}). Images hold "
+                "bool, integer or float values."
+            ).format(dtype=dtype, shape=array.shape)
         )
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]  # a batch of one, as models take it
     if array.ndim not in (2, 3):
         raise _shape_error(array.shape)
     if array.size == 0:
-        raise ImageError(f"The image is empty: its shape {array.shape} has a zero-size axis.")
+        raise ImageError(
+            _("The image is empty: its shape {shape} has a zero-size axis.").format(
+                shape=array.shape
+            )
+        )
     channels = 1 if array.ndim == 2 else array.shape[2]
     # Two channels only ever come from a Pillow gray + alpha ("LA") image; from numpy they are
     # ambiguous, so they are refused.
     if channels not in (1, 3, 4) and not (from_pil and channels == 2):
         if array.shape[0] in (1, 3, 4) and channels > 4:
-            hint = (
+            hint = _(
                 " The channels seem to come first; move them last with np.moveaxis(image, 0, -1)."
             )
         elif channels == 2:
-            hint = " For gray + alpha, keep the gray channel: image[..., :1]."
+            hint = _(" For gray + alpha, keep the gray channel: image[..., :1].")
         else:
-            hint = " Pass 1 (grayscale), 3 (RGB) or 4 (RGBA) channels."
+            hint = _(" Pass 1 (grayscale), 3 (RGB) or 4 (RGBA) channels.")
         raise ImageError(
-            f"Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of shape "
-            f"{array.shape} with {channels} channels on the last axis.{hint}"
+            _(
+                "Expected an image of shape (H, W), (H, W, 1) or (H, W, 3); got an array of "
+                "shape {shape} with {channels} channels on the last axis.{hint}"
+            ).format(shape=array.shape, channels=channels, hint=hint)
         )
 
     if dtype.kind == "f":
@@ -255,8 +281,10 @@ def load_image(image: Any) -> np.ndarray:
             n_nan = int(np.isnan(array).sum())
             n_inf = int(array.size - finite.sum()) - n_nan
             raise ImageError(
-                f"The image (shape {array.shape}) contains {n_nan} NaN and {n_inf} infinite "
-                "values. Replace them first, e.g. with np.nan_to_num(image)."
+                _(
+                    "The image (shape {shape}) contains {nan} NaN and {inf} infinite values. "
+                    "Replace them first, e.g. with np.nan_to_num(image)."
+                ).format(shape=array.shape, nan=n_nan, inf=n_inf)
             )
 
     # The one copy: float32, C order, never a view of the caller's array.
@@ -269,11 +297,17 @@ def load_image(image: Any) -> np.ndarray:
     if result.ndim == 2:
         result = result[:, :, np.newaxis]
     if channels in (2, 4):
-        kind = "RGBA" if channels == 4 else "gray + alpha"
-        _warn(
-            f"Dropped the alpha channel of a {channels}-channel ({kind}) image of shape "
-            f"{array.shape}; only the {'RGB' if channels == 4 else 'gray'} values are used."
-        )
+        if channels == 4:
+            note = _(
+                "Dropped the alpha channel of a 4-channel (RGBA) image of shape {shape}; only "
+                "the RGB values are used."
+            )
+        else:
+            note = _(
+                "Dropped the alpha channel of a 2-channel (gray + alpha) image of shape {shape}; "
+                "only the gray values are used."
+            )
+        _warn(note.format(shape=array.shape))
         result = np.ascontiguousarray(result[:, :, : channels - 1])
     return result
 
@@ -432,13 +466,17 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
         return np.array(array, dtype=np.float32, order="C", copy=True)
     if channels == 3:
         _warn(
-            "Converted a 1-channel (grayscale) image to 3 channels (RGB) because the model "
-            "expects 3 channels."
+            _(
+                "Converted a 1-channel (grayscale) image to 3 channels (RGB) because the model "
+                "expects 3 channels."
+            )
         )
         return np.repeat(array.astype(np.float32, copy=False), 3, axis=2)
     _warn(
-        "Converted a 3-channel (RGB) image to 1 channel (grayscale) because the model expects "
-        "1 channel."
+        _(
+            "Converted a 3-channel (RGB) image to 1 channel (grayscale) because the model "
+            "expects 1 channel."
+        )
     )
     gray = array.astype(np.float32, copy=False) @ _LUMA
     return np.ascontiguousarray(gray[:, :, np.newaxis], dtype=np.float32)

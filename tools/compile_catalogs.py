@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python tools/compile_catalogs.py            # check, then compile every .po
     .venv/bin/python tools/compile_catalogs.py --missing  # msgids in the code with no entry
 
-The texts are the string literals passed to ``_()`` / ``gettext_()`` / ``ngettext()`` in
+The texts are the string literals passed to ``_()`` / ``gettext_()`` / ``ngettext()`` / ``N_()`` in
 ``cnnviz_widgets/`` (read with :mod:`ast`, so implicit concatenation is joined as Python
 joins it). ``.po`` files are read and ``.mo`` files written with the logic of CPython's
 ``Tools/i18n/msgfmt.py`` (GNU .mo format, little-endian, sorted keys), so no gettext tools are
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "cnnviz_widgets"
 LOCALE = PACKAGE / "locale"
-FUNCTIONS = {"_", "gettext_", "ngettext"}
+FUNCTIONS = {"_", "gettext_", "ngettext", "N_"}
 
 
 def source_messages(package: Path = PACKAGE) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ FAMILY = "Noto Sans SC cnnviz subset"
 LICENCE = Path("/usr/share/doc/fonts-noto-cjk/copyright")
 EXTRA = (
     "特征图通道卷积核池化热力图激活梯度权重像素输入输出层网络模型类别预测概率训练测试准确率"
-    "，。：；！？（）“”‘’、—…·×→√²–"
+    "，。：；！？（）“”‘’、—…·×→√²–⚠■"
 )
 
 

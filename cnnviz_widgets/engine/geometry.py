@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ImageError
+from ..i18n import gettext_ as _
 from .graph import Alias, LayerCall, Ref
 
 __all__ = ["DEFAULT_SHORTER_SIDE", "check_big_enough", "minimum_input_size", "model_image_size"]
@@ -56,11 +57,12 @@ def check_big_enough(model_name: str, size: tuple[int, int], minimum: tuple[int,
         return
     side = max(low_h, low_w)
     raise ImageError(
-        f"The image is {size[0]}×{size[1]} px as model {model_name!r} sees it, but the "
-        f"model needs at least {low_h}×{low_w} px: its convolutions and poolings shrink a "
-        "smaller image to an empty feature map. Pass a larger image, or let the adapter "
-        f"enlarge it: ModelAdapter(model, image_size={side}) scales the shorter side to "
-        f"{side} px."
+        _(
+            "The image is {h}×{w} px as model {model!r} sees it, but the model needs at least "
+            "{low_h}×{low_w} px: its convolutions and poolings shrink a smaller image to an empty "
+            "feature map. Pass a larger image, or let the adapter enlarge it: ModelAdapter(model, "
+            "image_size={side}) scales the shorter side to {side} px."
+        ).format(h=size[0], w=size[1], model=model_name, low_h=low_h, low_w=low_w, side=side)
     )
 
 

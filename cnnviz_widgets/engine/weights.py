@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LayerError
+from ..i18n import gettext_ as _
 
 __all__ = ["kernel_weights"]
 
@@ -106,10 +107,10 @@ def _not_conv_message(adapter: Any, path: str, class_name: str) -> str:
     after = [p for p in order[where + 1 :] if p in convs][:2]
     if before or after:
         nearby = ", ".join(repr(p) for p in before + after)
-        hint = f" Convolution layers nearby: {nearby}."
+        hint = _(" Convolution layers nearby: {nearby}.").format(nearby=nearby)
     else:
-        hint = " This model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer."
-    return (
-        f"Layer {path!r} ({class_name}) has no convolution kernels to show: kernels belong to "
-        f"Conv2D, DepthwiseConv2D and SeparableConv2D layers.{hint}"
-    )
+        hint = _(" This model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer.")
+    return _(
+        "Layer {path!r} ({kind}) has no convolution kernels to show: kernels belong to "
+        "Conv2D, DepthwiseConv2D and SeparableConv2D layers.{hint}"
+    ).format(path=path, kind=class_name, hint=hint)

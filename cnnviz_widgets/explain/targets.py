@@ -23,6 +23,7 @@ import numpy as np
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..engine.backend import tensorflow
 from ..errors import CnnVizError, LayerError, check_index, check_int
+from ..i18n import gettext_ as _
 from ..images import resize_image
 
 __all__ = ["default_cam_layer", "evidence"]
@@ -213,11 +214,13 @@ def class_number(class_index: Any, head: Head) -> int:
         return -1
     try:
         index = check_int(class_index, "class_index")
-        return check_index(index, head.classes, "class_index", "the model", things="classes")
+        return check_index(index, head.classes, "class_index", _("the model"), things=_("classes"))
     except CnnVizError as error:
         raise CnnVizError(
-            f"{error} Pass a class number in that range, or class_index=None for the top class "
-            "(see predict_top)."
+            _(
+                "{error} Pass a class number in that range, or class_index=None for the top class "
+                "(see predict_top)."
+            ).format(error=error)
         ) from None
 
 
@@ -268,9 +271,11 @@ def deepest_spatial_layer(adapter: ModelAdapter) -> str:
             if not _is_flat(adapter, path):
                 return path
         raise LayerError(
-            f"Model {adapter.model.name!r} has no layer with a spatial (height × width > 1) "
-            "feature map, so there is no map of *where* to draw. Class activation maps need a "
-            "convolutional network; use saliency(model, image) for a pixel-level view instead."
+            _(
+                "Model {model!r} has no layer with a spatial (height × width > 1) feature map, so "
+                "there is no map of *where* to draw. Class activation maps need a convolutional "
+                "network; use saliency(model, image) for a pixel-level view instead."
+            ).format(model=adapter.model.name)
         )
 
     return adapter.traced((KEY, "default_layer"), build)
@@ -293,15 +298,19 @@ def cam_layer(adapter: ModelAdapter, layer: str | None) -> str:
         return path
     suggestion = deepest_spatial_layer(adapter)
     why = (
-        "a 1×1 spatial map (typically after global pooling)"
+        _("a 1×1 spatial map (typically after global pooling)")
         if info.spatial
-        else f"output shape {info.output_shape}: no spatial map left (it comes after global "
-        "pooling or flattening)"
+        else _(
+            "output shape {shape}: no spatial map left (it comes after global pooling or "
+            "flattening)"
+        ).format(shape=info.output_shape)
     )
     raise LayerError(
-        f"Layer {path!r} ({info.class_name}) has {why}, so a class activation map cannot show "
-        f"where the evidence lies. Pick a convolutional layer before the pooling, e.g. the "
-        f"deepest one with a spatial map: {suggestion!r}."
+        _(
+            "Layer {path!r} ({kind}) has {why}, so a class activation map cannot show where the "
+            "evidence lies. Pick a convolutional layer before the pooling, e.g. the deepest one "
+            "with a spatial map: {suggestion!r}."
+        ).format(path=path, kind=info.class_name, why=why, suggestion=suggestion)
     )
 
 

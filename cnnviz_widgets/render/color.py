@@ -16,6 +16,7 @@ import functools
 import numpy as np
 
 from ..errors import CnnVizError, check_number, close_matches
+from ..i18n import gettext_ as _
 
 __all__ = [
     "apply_colormap",
@@ -197,10 +198,13 @@ def _resolve_colormap_name(name: object) -> str:
         return folded[0]
     ordered = sorted(names)
     suggestions = close_matches(name, ordered) or close_matches(name.lower(), ordered)
-    hint = f" Did you mean: {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    matches = ", ".join(repr(s) for s in suggestions)
+    hint = _(" Did you mean: {matches}?").format(matches=matches) if suggestions else ""
     raise CnnVizError(
-        f"Unknown colormap {name!r}.{hint} "
-        "Any matplotlib colormap name works, with '_r' for its reversed form."
+        _(
+            "Unknown colormap {name!r}.{hint} Any matplotlib colormap name works, with '_r' for "
+            "its reversed form."
+        ).format(name=name, hint=hint)
     )
 
 

@@ -222,7 +222,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         self.input_view.value = render.encode_png(self._photo_rgb)
         # Stock stand-in for clicking a grid tile (shown in grid mode when clicks cannot work).
         self.open_dropdown = widgets.Dropdown(
-            options=[("—", None)], value=None, description="Open",
+            options=[("—", None)], value=None, description=_("Open"),
             layout=widgets.Layout(width="200px", display="none"),
         )  # fmt: skip
         self._css(self.open_dropdown, "open")
@@ -242,7 +242,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
             self._link_range(self.channel_slider, self.page_slider)
             # Clicking a grid tile selects its channel; without ipyevents the Open menu does.
             self._clicks = self._on_click(self.view, self._open_tile)
-        notes = [] if self._clicks else [stand_in_note("ipyevents", where="Open menu")]
+        notes = [] if self._clicks else [stand_in_note("ipyevents", where=_("Open menu"))]
         if not has_feature("ipympl"):
             notes.append(stand_in_note("ipympl"))
         self.frontend_note.value = "".join(
@@ -382,7 +382,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         return rgb, caption
 
     def _show_detail(self) -> None:
-        title = f"{self.layer} · channel {self.channel}"
+        title = _("{layer} · channel {channel}").format(layer=self.layer, channel=self.channel)
         self._detail.show(self._activations()[:, :, self.channel], title, self.cmap)
 
     def _on_tab(self, change: dict) -> None:
@@ -437,7 +437,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
     _code_traits = ("layer", "channel", "cmap", "mode", "page")
 
     def _export_sections(self) -> list[Section]:
-        return [Section("Input image", self.input_view.value), *super()._export_sections()]
+        return [Section(_("Input image"), self.input_view.value), *super()._export_sections()]
 
     def _static_panels(self) -> list[np.ndarray]:
         return [self._photo_rgb, *super()._static_panels()]

@@ -22,6 +22,7 @@ from .. import render
 from ..atlas.reader import Atlas, Record
 from ..errors import CnnVizError, check_index
 from ..export import Section
+from ..i18n import gettext_ as _
 from .base import ExplorerBase
 from .picture import Picture
 
@@ -91,10 +92,10 @@ class AtlasExplorer(ExplorerBase):
     # ------------------------------------------------------------------ set-up
     def _build_controls(self) -> None:
         self.layer_dropdown = widgets.Dropdown(
-            options=self.atlas.layers, description="Layer", layout=widgets.Layout(width="420px")
+            options=self.atlas.layers, description=_("Layer"), layout=widgets.Layout(width="420px")
         )
         self.channel_slider = widgets.IntSlider(
-            min=0, max=0, description="Channel", layout=widgets.Layout(width="420px")
+            min=0, max=0, description=_("Channel"), layout=widgets.Layout(width="420px")
         )
         self.view = widgets.Image(format="png", layout=widgets.Layout(min_width="0"))
         self.caption = widgets.HTML()
@@ -102,8 +103,8 @@ class AtlasExplorer(ExplorerBase):
         self.stats_view = widgets.HTML()
         self.ascent_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Image")
-        self.show_button = widgets.Button(description="Show this channel on my image")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description=_("Image"))
+        self.show_button = widgets.Button(description=_("Show this channel on my image"))
         self.show_button.on_click(lambda _: self._show_upload())
         self.activation_box = widgets.VBox()
         for control, name in [
@@ -133,8 +134,8 @@ class AtlasExplorer(ExplorerBase):
     @traitlets.validate("channel")
     def _valid_channel(self, proposal: dict) -> int:
         value, count = proposal["value"], self._channels
-        owner = f"layer {self.layer!r}"
-        return self._checked(lambda: check_index(value, count, "Channel", owner, things="channels"))
+        owner, things = _("layer {layer!r}").format(layer=self.layer), _("channels")
+        return self._checked(lambda: check_index(value, count, _("Channel"), owner, things=things))
 
     @traitlets.observe("layer")
     def _layer_moved(self, change: dict) -> None:
@@ -170,9 +171,12 @@ class AtlasExplorer(ExplorerBase):
 
     def _draw(self) -> tuple[np.ndarray, str]:
         self._records = self.atlas.top(self.layer, self.channel)
-        where = f"<b>{html.escape(self.layer)}</b> · channel {self.channel}"
+        where = _("<b>{layer}</b> · channel {channel}").format(
+            layer=html.escape(self.layer), channel=self.channel
+        )
         if not self._records:
-            return np.full((8, 8, 3), 255, np.uint8), f"{where} · no image was read"
+            caption = _("{where} · no image was read").format(where=where)
+            return np.full((8, 8, 3), 255, np.uint8), caption
         if not self.atlas.has_crops:
             rgb = np.full((TILE_MIN_SIDE, TILE_MIN_SIDE, 3), 255, np.uint8)
         else:
@@ -188,24 +192,27 @@ class AtlasExplorer(ExplorerBase):
             f"<td>({r.y}, {r.x})</td><td>{html.escape(os.path.basename(r.path or ''))}</td></tr>"
             for r in self._records
         )
-        caption = (
-            f"{where} · top {len(self._records)} of {self.atlas.images['read']} images"
-            "<table class='cnnviz-atlas-records'><tr><th>#</th><th>image</th><th>score</th>"
-            f"<th>max at (y, x)</th><th>file</th></tr>{rows}</table>"
+        top = _("{where} · top {count} of {total} images").format(
+            where=where, count=len(self._records), total=self.atlas.images["read"]
         )
-        return rgb, caption
+        head = "".join(
+            f"<th>{html.escape(name)}</th>"
+            for name in ("#", _("image"), _("score"), _("max at (y, x)"), _("file"))
+        )
+        return rgb, f"{top}<table class='cnnviz-atlas-records'><tr>{head}</tr>{rows}</table>"
 
     def _stats_html(self) -> str:
         stats = self.atlas.stats(self.layer)
         c = self.channel
         dead = int((stats["zero_fraction"] >= 0.999).sum())
-        return (
-            "<div class='cnnviz-atlas-stats'>"
-            f"<b>channel {c}</b><br>mean {stats['mean'][c]:.4g}<br>std {stats['std'][c]:.4g}"
-            f"<br>zeros {100 * stats['zero_fraction'][c]:.1f}%"
-            f"<br><br><b>layer</b><br>{len(stats['mean'])} channels, {dead} never active"
-            "</div>"
-        )
+        text = _(
+            "<b>channel {channel}</b><br>mean {mean:.4g}<br>std {std:.4g}<br>zeros {zeros:.1f}%"
+            "<br><br><b>layer</b><br>{channels} channels, {dead} never active"
+        ).format(
+            channel=c, mean=stats["mean"][c], std=stats["std"][c],
+            zeros=100 * stats["zero_fraction"][c], channels=len(stats["mean"]), dead=dead,
+        )  # fmt: skip
+        return f"<div class='cnnviz-atlas-stats'>{text}</div>"
 
     def _draw_ascent(self) -> None:
         image = self.atlas.ascent(self.layer, self.channel) if self.atlas.has_ascent else None
@@ -223,12 +230,16 @@ class AtlasExplorer(ExplorerBase):
         """
         if self.model is None:
             self._refuse(
-                "Opening a channel on an image needs the model: AtlasExplorer(store, model=...)."
+                _("Opening a channel on an image needs the model: AtlasExplorer(store, model=...).")
             )
         if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
             path = self.atlas.path(int(image))
             if path is None:
-                self._refuse(f"Image {int(image)} has no file in this atlas; pass the image.")
+                self._refuse(
+                    _("Image {index} has no file in this atlas; pass the image.").format(
+                        index=int(image)
+                    )
+                )
             image = path
         from .activations import ActivationExplorer
 
@@ -242,7 +253,7 @@ class AtlasExplorer(ExplorerBase):
     def _show_upload(self) -> None:
         files = self.upload.value
         if not files:
-            self._show_error(CnnVizError("Choose an image file first (the Image button)."))
+            self._show_error(CnnVizError(_("Choose an image file first (the Image button).")))
             return
         from PIL import Image
 
@@ -271,5 +282,5 @@ class AtlasExplorer(ExplorerBase):
     def _export_sections(self) -> list[Section]:
         sections = super()._export_sections()
         if self.ascent_view.layout.display != "none":
-            sections.append(Section("Filter ascent", self.ascent_view.value, ""))
+            sections.append(Section(_("Filter ascent"), self.ascent_view.value, ""))
         return sections

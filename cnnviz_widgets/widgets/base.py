@@ -36,6 +36,7 @@ from ..cache import ActivationCache, shared_cache
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import CnnVizError
 from ..export import Section, html_page, write_file
+from ..i18n import gettext_ as _
 from .background import Job, LatestWinsRunner
 from .frontend import has_feature
 from .picture import Picture
@@ -216,7 +217,7 @@ class ExplorerBase(widgets.VBox):
         The explorer keeps it enabled while its ``busy`` trait is True (see :meth:`_link_busy`).
         """
         self.stop_button = widgets.Button(
-            description="Stop", icon="stop", disabled=True, tooltip="Stop the computation",
+            description=_("Stop"), icon="stop", disabled=True, tooltip=_("Stop the computation"),
             layout=widgets.Layout(width="80px"),
         )  # fmt: skip
         self._css(self.stop_button, "stop")
@@ -289,7 +290,7 @@ class ExplorerBase(widgets.VBox):
     def _export_sections(self) -> list[Section]:
         """What an HTML export shows; by default the current picture and its caption."""
         caption = self.picture.caption.value if self.picture is not None else ""
-        return [Section("View", self.png, _plain_text(caption))]
+        return [Section(_("View"), self.png, _plain_text(caption))]
 
     def _export_title(self) -> str:
         model = getattr(self._adapter, "model", None)
@@ -298,7 +299,9 @@ class ExplorerBase(widgets.VBox):
     def export_png(self, path: str | os.PathLike[str]) -> Path:
         """Write the current view to a PNG file; returns its path."""
         if not self.png:
-            raise CnnVizError("Nothing is shown yet (the first picture is still being computed).")
+            raise CnnVizError(
+                _("Nothing is shown yet (the first picture is still being computed).")
+            )
         return write_file(path, self.png)
 
     def export_html(self, path: str | os.PathLike[str]) -> Path:
@@ -309,7 +312,7 @@ class ExplorerBase(widgets.VBox):
         state = {name: getattr(self, name) for name in self._exported_traits}
         sections = self._export_sections()
         if self._code_traits or type(self).to_code is not ExplorerBase.to_code:
-            sections.append(Section("Code that recreates this view", code=self.to_code()))
+            sections.append(Section(_("Code that recreates this view"), code=self.to_code()))
         return write_file(path, html_page(self._export_title(), sections, state))
 
     # ------------------------------------------------------------------ reproducible views
@@ -357,7 +360,7 @@ class ExplorerBase(widgets.VBox):
     def _static_caption(self) -> str:
         if self.picture is not None and self.picture.png:
             return self.picture.caption.value
-        return "computing the first picture…" if self._runner is not None else ""
+        return _("computing the first picture…") if self._runner is not None else ""
 
     def static_rgb(self) -> np.ndarray:
         """What a saved notebook shows in place of the widget: pictures, caption and notes.

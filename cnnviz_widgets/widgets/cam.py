@@ -22,7 +22,7 @@ from ..engine.adapter import Preprocess
 from ..errors import check_index
 from ..explain import CAM_METHODS, default_cam_layer, evidence, grad_cam, predict_top, saliency
 from ..export import Section
-from ..i18n import gettext_
+from ..i18n import N_, gettext_
 from ..images import load_image, resize_image
 from .background import Job
 from .base import ExplorerBase
@@ -31,24 +31,25 @@ from .frontend import has_feature, stand_in_note
 from .picture import Picture
 from .state import ColormapState, LayerState
 
-#: Every map the explorer can show: (label in the picker, value of the ``method`` trait).
+#: Every map the explorer can show: (label in the picker, value of the ``method`` trait). Labels
+#: in words are translated where shown; the others are the methods' own names.
 METHOD_CHOICES = (
     ("Grad-CAM", "gradcam"),
     ("Grad-CAM++", "gradcam++"),
     ("Score-CAM", "scorecam"),
     ("LayerCAM", "layercam"),
     ("HiResCAM", "hirescam"),
-    ("Grad-CAM element-wise", "gradcam_elementwise"),
+    (N_("Grad-CAM element-wise"), "gradcam_elementwise"),
     ("XGrad-CAM", "xgradcam"),
     ("AblationCAM", "ablationcam"),
     ("Eigen-CAM", "eigencam"),
     ("EigenGrad-CAM", "eigengradcam"),
-    ("Saliency (gradient)", "vanilla"),
+    (N_("Saliency (gradient)"), "vanilla"),
     ("SmoothGrad", "smoothgrad"),
-    ("Guided backprop", "guided_backprop"),
+    (N_("Guided backprop"), "guided_backprop"),
     ("Guided Grad-CAM", "guided_gradcam"),
-    ("Integrated gradients", "integrated_gradients"),
-    ("Occlusion", "occlusion"),
+    (N_("Integrated gradients"), "integrated_gradients"),
+    (N_("Occlusion"), "occlusion"),
 )
 METHODS = tuple(value for _, value in METHOD_CHOICES)
 _METHOD_LABELS = {value: label for label, value in METHOD_CHOICES}
@@ -170,11 +171,11 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
             self.chart = widgets.Select(
                 options=[(f"{name} · {self._shown_value(p)}", i)
                          for name, (i, _, p) in zip(self._bar_names(), self.top, strict=True)],
-                value=None, rows=len(self.top), description="Top",
+                value=None, rows=len(self.top), description=gettext_("Top"),
                 layout=widgets.Layout(width="420px"),
             )  # fmt: skip
             self.chart.observe(self._on_class_listed, names="value")
-            note = stand_in_note("bqplot").replace("buttons", "list")
+            note = html.escape(stand_in_note("bqplot"))
             self.frontend_note.value = f'<div class="cnnviz-note" style="color:#555">ℹ {note}</div>'
             self.frontend_note.layout.display = ""
         self._build_pickers()
@@ -210,7 +211,7 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
                     scale=y_scale,
                     side="bottom",
                     tick_format=".3g" if regression else ".0%",
-                    label="value" if regression else "probability",
+                    label=gettext_("value") if regression else gettext_("probability"),
                 ),
             ],
             fig_margin={"top": 10, "bottom": 40, "left": 150, "right": 10},
@@ -226,7 +227,8 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
         )  # fmt: skip
         self.class_picker.observe(self._on_class_typed, names="value")
         self.method_dropdown = widgets.Dropdown(
-            options=list(METHOD_CHOICES), description=gettext_("Method")
+            options=[(gettext_(label), value) for label, value in METHOD_CHOICES],
+            description=gettext_("Method"),
         )
         self.layer_dropdown = widgets.Dropdown(
             options=self._adapter.layer_paths, description=gettext_("Layer"),
@@ -309,15 +311,15 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
     @traitlets.validate("class_index")
     def _valid_class(self, proposal: dict) -> int:
         value, count = proposal["value"], self._n_classes
-        return self._checked(
-            lambda: check_index(value, count, "class_index", "the model", things="classes")
-        )
+        owner, things = gettext_("the model"), gettext_("classes")
+        return self._checked(lambda: check_index(value, count, "class_index", owner, things=things))
 
     @traitlets.validate("alpha")
     def _valid_alpha(self, proposal: dict) -> float:
         alpha = float(proposal["value"])
         if not 0.0 <= alpha <= 1.0:
-            self._refuse(f"alpha must be between 0 (photo only) and 1 (map only); got {alpha}.")
+            self._refuse(gettext_("alpha must be between 0 (photo only) and 1 (map only); got "
+                                  "{alpha}.").format(alpha=alpha))  # fmt: skip
         return alpha
 
     @traitlets.observe("class_index")
@@ -396,9 +398,10 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
                 self._draw(cached)
             return
         method, layer, class_index = self.method, self.layer, self.class_index
-        label = _METHOD_LABELS[method]
+        label = html.escape(gettext_(_METHOD_LABELS[method]))
         self.busy = True
-        self.progress.value = f'<span class="cnnviz-busy">⏳ computing {html.escape(label)}…</span>'
+        busy = gettext_("computing {method}…").format(method=label)
+        self.progress.value = f'<span class="cnnviz-busy">⏳ {busy}</span>'
 
         def work(job: Job) -> np.ndarray:
             self._running_job = job  # one worker per explorer: its cancel reaches _compute
@@ -421,7 +424,7 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
     def _stopped(self) -> None:
         if self.busy:
             self.busy = False
-            self.progress.value = '<span class="cnnviz-stopped">■ stopped</span>'
+            self.progress.value = f'<span class="cnnviz-stopped">■ {gettext_("stopped")}</span>'
 
     def wait(self, timeout: float | None = 60) -> bool:
         """Block until the map being computed is shown (for scripts and tests)."""
@@ -431,13 +434,14 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
         self._heat = heat
         shown = heat if heat.shape == self._overlay_size else resize_image(heat, self._overlay_size)
         rgb = render.overlay(self._photo, np.clip(shown, 0, 1), cmap=self.cmap, alpha=self.alpha)
-        label = html.escape(self._label_of(self.class_index))
-        where = f" · layer {html.escape(self.layer)}" if self.method in _LAYER_METHODS else ""
-        self.picture.show(
-            rgb,
-            f"<b>{label}</b> (class {self.class_index}) · "
-            f"{html.escape(_METHOD_LABELS[self.method])}{where}",
-        )
+        caption = (gettext_("<b>{label}</b> (class {index}) · {method} · layer {layer}")
+                   if self.method in _LAYER_METHODS
+                   else gettext_("<b>{label}</b> (class {index}) · {method}"))  # fmt: skip
+        self.picture.show(rgb, caption.format(
+            label=html.escape(self._label_of(self.class_index)), index=self.class_index,
+            method=html.escape(gettext_(_METHOD_LABELS[self.method])),
+            layer=html.escape(self.layer),
+        ))  # fmt: skip
         self._clear_error(self._evidence_notes(heat))
         self._map_shown(heat)  # readouts and drill-down (cam_trust.py)
 
@@ -448,12 +452,14 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
         found = evidence(heat)
         label = self._label_of(self.class_index)
         if found == "none":
-            return [f"No positive evidence for {label!r} at layer {self.layer!r}: the map is "
-                    "zero everywhere. Try another class, layer or method."]  # fmt: skip
-        if found == "flat":
-            return [f"The map for {label!r} at layer {self.layer!r} is the same everywhere: it "
-                    "shows no place that matters more than another."]  # fmt: skip
-        return []
+            note = gettext_("No positive evidence for {label!r} at layer {layer!r}: the map is "
+                            "zero everywhere. Try another class, layer or method.")  # fmt: skip
+        elif found == "flat":
+            note = gettext_("The map for {label!r} at layer {layer!r} is the same everywhere: "
+                            "it shows no place that matters more than another.")  # fmt: skip
+        else:
+            return []
+        return [note.format(label=label, layer=self.layer)]
 
     _exported_traits = ("class_index", "method", "layer", "cmap", "alpha")
     _code_traits = ("method", "layer", "cmap", "alpha", "class_index", "point", "drill_channel")
@@ -463,7 +469,8 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
         regression = self._adapter.head_activation(self._output) == "linear"
         shown = "{:.4g}" if regression else "{:.1%}"
         sections[0].table = [(i, label, shown.format(p)) for i, label, p in self.top]
-        sections[0].header = ("class", "label", "value" if regression else "probability")
+        value = gettext_("value") if regression else gettext_("probability")
+        sections[0].header = (gettext_("class"), gettext_("label"), value)
         return [*sections, *self._trust_sections()]
 
     _static_wait = 30.0  # a map takes well under a second, Score-CAM a few
@@ -473,7 +480,7 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
 
     def _static_caption(self) -> str:
         top = ", ".join(f"{label} {self._shown_value(p)}" for _, label, p in self.top)
-        return f"{super()._static_caption()} · top: {top}"
+        return gettext_("{caption} · top: {top}").format(caption=super()._static_caption(), top=top)
 
     @property
     def heatmap(self) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from ..errors import check_index
 from ..explain.drilldown import channel_gradients, image_cell, rank_channels
 from ..explain.trust import faithfulness
 from ..export import Section
+from ..i18n import gettext_ as _
 from ..images import resize_image
 from .base import click_pixel
 
@@ -60,7 +61,7 @@ class CamTrustMixin(traitlets.HasTraits):
             widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start")), "drill"
         )
         self.drill_picker = self._css(
-            widgets.Dropdown(options=[("—", None)], description="Channel"), "drill-channel"
+            widgets.Dropdown(options=[("—", None)], description=_("Channel")), "drill-channel"
         )
         self.drill_picker.observe(self._on_drill_picked, names="value")
         self._drill_layout: render.GridLayout | None = None
@@ -89,9 +90,9 @@ class CamTrustMixin(traitlets.HasTraits):
         if value is None:
             return None
         count = self._adapter.layer_info(self.layer).channels
-        owner = f"layer {self.layer!r}"
+        owner, things = _("layer {layer!r}").format(layer=self.layer), _("channels")
         return self._checked(
-            lambda: check_index(value, count, "drill_channel", owner, things="channels")
+            lambda: check_index(value, count, "drill_channel", owner, things=things)
         )
 
     @traitlets.observe("point")
@@ -141,8 +142,8 @@ class CamTrustMixin(traitlets.HasTraits):
 
     def _gradients(self, class_index: int, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """The layer's features and class gradients, from the explorer's cache when there."""
-        features, grads, _ = channel_gradients(self._adapter, self._image, class_index, layer,
-                                               output=self._output, cache=self._cache)  # fmt: skip
+        features, grads = channel_gradients(self._adapter, self._image, class_index, layer,
+                                            output=self._output, cache=self._cache)[:2]  # fmt: skip
         return features, grads
 
     def _map_shown(self, heat: np.ndarray) -> None:
@@ -191,21 +192,21 @@ class CamTrustMixin(traitlets.HasTraits):
         if values is None:
             self.readouts = {}
             wanted = self.show_readouts and self._adapter.head_activation(self._output) != "linear"
-            self.readout.value = (
-                '<span class="cnnviz-busy">⏳ deletion/insertion scores…</span>' if wanted else ""
-            )
+            busy = _("deletion/insertion scores…")
+            self.readout.value = f'<span class="cnnviz-busy">⏳ {busy}</span>' if wanted else ""
             return
         deletion, deletion_random, insertion, insertion_random = (float(v) for v in values)
         self.readouts = {"deletion": deletion, "deletion_random": deletion_random,
                          "insertion": insertion, "insertion_random": insertion_random}  # fmt: skip
         good = deletion < deletion_random and insertion > insertion_random
-        verdict = ("beats a random map on both" if good else
-                   "does not beat a random map on both: trust it less")  # fmt: skip
-        self.readout.value = (
-            f"Deletion <b>{deletion:.3f}</b> (random {deletion_random:.3f}, lower is better) · "
-            f"Insertion <b>{insertion:.3f}</b> (random {insertion_random:.3f}, higher is better)"
-            f" — {verdict}"
-        )
+        verdict = (_("beats a random map on both") if good else
+                   _("does not beat a random map on both: trust it less"))  # fmt: skip
+        self.readout.value = _(
+            "Deletion <b>{deletion:.3f}</b> (random {deletion_random:.3f}, lower is better) · "
+            "Insertion <b>{insertion:.3f}</b> (random {insertion_random:.3f}, higher is better)"
+            " — {verdict}"
+        ).format(deletion=deletion, deletion_random=deletion_random, insertion=insertion,
+                 insertion_random=insertion_random, verdict=verdict)  # fmt: skip
 
     def _drill(self) -> None:
         """Rank the channels at ``point`` and show the best ones over the photo."""
@@ -223,11 +224,11 @@ class CamTrustMixin(traitlets.HasTraits):
         )
         y, x = self.point
         shown = ", ".join(f"{c} ({s:.3g})" for c, s in ranked[:DRILL_CHANNELS])
-        self.drill_caption.value = (
-            f"Channels of <b>{html.escape(self.layer)}</b> behind "
-            f"<b>{html.escape(self._label_of(self.class_index))}</b> at (y={y}, x={x}), cell "
-            f"{cell}: {html.escape(shown)} · click one to open it"
-        )
+        self.drill_caption.value = _(
+            "Channels of <b>{layer}</b> behind <b>{label}</b> at (y={y}, x={x}), cell {cell}: "
+            "{channels} · click one to open it"
+        ).format(layer=html.escape(self.layer), label=html.escape(self._label_of(self.class_index)),
+                 y=y, x=x, cell=cell, channels=html.escape(shown))  # fmt: skip
         listed = ranked[:DRILL_LISTED]
         self.drill_picker.options = [("—", None), *[(f"{c} ({s:.3g})", c) for c, s in listed]]
         picked = self.drill_channel
@@ -250,10 +251,11 @@ class CamTrustMixin(traitlets.HasTraits):
         """Readouts and the drill-down, for HTML exports."""
         sections = []
         if self.readouts:
-            sections.append(Section("Trust readouts", table=sorted(self.readouts.items()),
-                                    header=("score", "value")))  # fmt: skip
+            sections.append(Section(_("Trust readouts"), table=sorted(self.readouts.items()),
+                                    header=(_("score"), _("value"))))  # fmt: skip
         if self.drilled and self.drill_view.value:
-            sections.append(Section(f"Channels at point {self.point}", self.drill_view.value,
+            heading = _("Channels at point {point}").format(point=self.point)
+            sections.append(Section(heading, self.drill_view.value,
                                     table=self.drilled[:DRILL_CHANNELS],
-                                    header=("channel", "gradient × activation")))  # fmt: skip
+                                    header=(_("channel"), _("gradient × activation"))))  # fmt: skip
         return sections

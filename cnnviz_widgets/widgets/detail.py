@@ -7,7 +7,20 @@ and ``show(channel_map, title, cmap)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ..i18n import cjk_font_properties, has_cjk
+
+
+def _title_font(title: str) -> dict[str, Any]:
+    """Keyword arguments for ``set_title``: a font with Chinese glyphs when the title needs one.
+
+    Only this title changes font (matplotlib's global settings stay as the user left them);
+    without it a Chinese title is drawn as empty boxes.
+    """
+    return {"fontproperties": cjk_font_properties()} if has_cjk(title) else {}
 
 
 class DetailFigure:
@@ -37,7 +50,7 @@ class DetailFigure:
         self.image.set_extent((-0.5, channel_map.shape[1] - 0.5, channel_map.shape[0] - 0.5, -0.5))
         self.image.set_clim(lo, hi if hi > lo else lo + 1e-6)
         self.image.set_cmap(cmap)
-        self.axes.set_title(title, fontsize=9)
+        self.axes.set_title(title, fontsize=9, **_title_font(title))
         self.canvas.draw_idle()
 
 
@@ -67,7 +80,7 @@ class DetailPicture:
         lo, hi = float(np.nanmin(channel_map)), float(np.nanmax(channel_map))
         image = axes.imshow(channel_map, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-6)
         figure.colorbar(image, ax=axes)
-        axes.set_title(title, fontsize=9)
+        axes.set_title(title, fontsize=9, **_title_font(title))
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         self.canvas.value = buffer.getvalue()

@@ -171,7 +171,7 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         self.message = css(widgets.HTML(layout=widgets.Layout(display="none")), "message")
         # Clicking an image of the grid enlarges it; without ipyevents the Channel slider does.
         self._clicks = self._on_click(self.view, self._open_tile)
-        note = "" if self._clicks else stand_in_note("ipyevents", where="Channel slider")
+        note = "" if self._clicks else stand_in_note("ipyevents", where=_("Channel slider"))
         self.frontend_note = css(
             widgets.HTML(
                 f'<div class="cnnviz-note" style="color:#555">ℹ {html.escape(note)}</div>'
@@ -216,7 +216,10 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         steps = int(proposal["value"])
         if steps <= 0:
             self._refuse(
-                f"steps must be at least 1; got {steps}. Try 64 for a quick look, 256 for detail."
+                _(
+                    "steps must be at least 1; got {steps}. Try 64 for a quick look, 256 for "
+                    "detail."
+                ).format(steps=steps)
             )
         return steps
 
@@ -224,7 +227,9 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
     def _valid_size(self, proposal: dict) -> int:
         size = int(proposal["value"])
         if size < 8:
-            self._refuse(f"size must be at least 8 pixels; got {size}. Try 128.")
+            self._refuse(
+                _("size must be at least 8 pixels; got {size}. Try 128.").format(size=size)
+            )
         if size not in self.size_dropdown.options:
             self.size_dropdown.options = sorted({*self.size_dropdown.options, size})
         return size

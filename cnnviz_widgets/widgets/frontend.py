@@ -40,6 +40,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..i18n import N_
+from ..i18n import gettext_ as _
+
 __all__ = ["ENV_VAR", "FEATURES", "frontend_features", "has_feature", "set_frontend"]
 
 #: The optional features, by the Python package that provides them.
@@ -159,17 +162,26 @@ def has_feature(name: str) -> bool:
     return name in frontend_features() and importlib.util.find_spec(name) is not None
 
 
-#: Why each stand-in is shown, as the one-line note the explorer displays.
+#: Why each stand-in is shown, as the one-line note the explorer displays (in English; shown
+#: in the current language).
 STAND_IN_NOTES = {
-    "ipyevents": "Clicking the picture needs the ipyevents front end, not found here: "
-    "use the {where} instead.",
-    "ipympl": "The interactive Detail figure needs the ipympl front end, not found here: "
-    "showing a plain figure.",
-    "bqplot": "The bar chart needs the bqplot front end, not found here: pick a class from "
-    "the buttons.",
+    "ipyevents": N_(
+        "Clicking the picture needs the ipyevents front end, not found here: use the {where} "
+        "instead."
+    ),
+    "ipympl": N_(
+        "The interactive Detail figure needs the ipympl front end, not found here: showing a "
+        "plain figure."
+    ),
+    "bqplot": N_(
+        "The bar chart needs the bqplot front end, not found here: pick a class from the list."
+    ),
 }
 
 
 def stand_in_note(feature: str, **where: str) -> str:
-    """The one-line note shown where ``feature``'s stand-in replaces it."""
-    return STAND_IN_NOTES[feature].format(**where)
+    """The one-line note shown where ``feature``'s stand-in replaces it, in the current language.
+
+    ``where`` names the stand-in control (``where=_("Open menu")``), already translated.
+    """
+    return _(STAND_IN_NOTES[feature]).format(**where)

@@ -3,10 +3,15 @@
 Saved notebooks are read where no kernel runs (GitHub, nbviewer); there the live widget is gone
 and only the ``image/png`` of its MIME bundle is shown. This composes that picture from what the
 widget shows — the photo, the view, the caption and any note — with numpy and Pillow only.
+
+Text with Chinese characters is drawn with the CJK font the package finds or ships
+(:func:`cnnviz_widgets.i18n.cjk_font_file`): Pillow's own font has no Chinese glyphs and would
+draw each character as an empty box. Chinese has no spaces, so lines break between characters.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import render
+from ..i18n import CJK_RANGES, cjk_font_file, has_cjk
 
 GAP = 8
 MARGIN = 6
@@ -37,17 +43,43 @@ def _font(size: int = FONT_SIZE):
         return ImageFont.load_default()
 
 
+@functools.lru_cache(maxsize=4)
+def _cjk_font(size: int = FONT_SIZE):
+    """A Pillow font with Chinese glyphs (loaded once per size)."""
+    from PIL import ImageFont
+
+    path, index = cjk_font_file()
+    return ImageFont.truetype(str(path), size, index=index)
+
+
+def text_font(texts: Sequence[str], size: int = FONT_SIZE):
+    """The font to draw ``texts`` with: the CJK font when any of them has CJK characters."""
+    return _cjk_font(size) if any(has_cjk(text) for text in texts) else _font(size)
+
+
+# Line-break units: a CJK character with the opening punctuation before it and the closing
+# punctuation after it (a line never starts with "，" nor ends with "（"), or a run of other
+# characters with the closing punctuation after it ("63）").
+_CLOSING = "，。、：；！？）”’》」…"
+_PIECES = re.compile(f"[（“‘《「]*[{CJK_RANGES}][{_CLOSING}]*|[^{CJK_RANGES}]+[{_CLOSING}]*")
+
+
 def _wrap(text: str, font, width: int) -> list[str]:
-    """``text`` broken at spaces into lines no wider than ``width`` pixels in ``font``."""
+    """``text`` broken into lines no wider than ``width`` pixels in ``font``.
+
+    Lines break at spaces, and between two CJK characters (never before closing punctuation).
+    """
     lines: list[str] = []
     line = ""
     for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and font.getlength(candidate) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
+        for number, piece in enumerate(_PIECES.findall(word)):
+            glue = " " if number == 0 and line else ""
+            candidate = f"{line}{glue}{piece}"
+            if line and font.getlength(candidate) > width:
+                lines.append(line)
+                line = piece
+            else:
+                line = candidate
     if line:
         lines.append(line)
     return lines
@@ -72,8 +104,11 @@ def compose(
     shown = [render.as_rgb_uint8(p) for p in panels if p is not None and p.size]
     width = sum(p.shape[1] for p in shown) + GAP * max(0, len(shown) - 1)
     width = max(width, 360) + 2 * MARGIN
-    font = _font()
-    line_height = int(font.getbbox("Ag")[3] + 4)
+    texts = [caption, *notes]
+    font = text_font(texts)
+    # Measured on the characters drawn: a Latin font's "missing glyph" box is taller than "Ag".
+    sample = "Ag图" if any(has_cjk(text) for text in texts) else "Ag"
+    line_height = int(font.getbbox(sample)[3] + 4)
     lines = [(line, TEXT) for line in _wrap(plain_text(caption), font, width - 2 * MARGIN)]
     for note in notes:
         lines += [(line, NOTE) for line in _wrap(plain_text(note), font, width - 2 * MARGIN)]
