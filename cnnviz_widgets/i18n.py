@@ -235,9 +235,17 @@ def cjk_font_file() -> tuple[Path, int]:
 
     family = cjk_font_family()
     if family is not None:
-        entry = next(f for f in font_manager.fontManager.ttflist if f.name == family)
+        faces = [f for f in font_manager.fontManager.ttflist if f.name == family]
+        # The regular upright face, as matplotlib would pick for plain text (not the bold one).
+        entry = min(faces, key=lambda f: (f.style != "normal", abs(_weight(f.weight) - 400)))
         return Path(entry.fname), int(getattr(entry, "index", 0) or 0)
     return _shipped_font(), 0
+
+
+def _weight(weight: int | str) -> int:
+    from matplotlib.font_manager import weight_dict
+
+    return weight if isinstance(weight, int) else weight_dict.get(weight, 400)
 
 
 def cjk_font_properties():  # -> matplotlib.font_manager.FontProperties
