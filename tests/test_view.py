@@ -222,7 +222,7 @@ def test_a_layer_is_sent_once_as_binary_buffers_then_only_small_state(explorer):
     assert data["sum"]["shape"] == [8, 8] and data["offset"]["shape"] == [7]
 
 
-def test_wide_layers_go_in_chunks_the_page_asks_for(recording_comms):
+def test_wide_layers_go_in_chunks_the_page_asks_for():
     rng = np.random.default_rng(7)
     maps = rng.gamma(1.5, size=(12, 10, 40)).astype(np.float32)  # 40 channels: chunks of 16
     fmv = FeatureMapView()

@@ -231,7 +231,8 @@ class ConsoleLog:
                 self.warnings.append(text)
 
         def on_page_error(error: Any) -> None:
-            text = f"[pageerror] {error}"
+            stack = (getattr(error, "stack", None) or "").splitlines()[1:3]
+            text = f"[pageerror] {error}" + (f"  at {' | '.join(s.strip() for s in stack)}" if stack else "")
             self.everything.append(text)
             self.errors.append(text)
 

@@ -164,7 +164,6 @@ def notebook7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-@pytest.mark.skip(reason="not passing yet — Notebook 7: the first picture matches the kernel's exactly, but the channel-key step times out (not diagnosed); issue 15 stays open")
 def test_view_in_notebook7(chromium: Any, notebook7: Any) -> None:
     from test_frontends_browser import AnyNotebookPage  # Notebook 7's kernel indicator
 
@@ -177,6 +176,11 @@ def test_view_in_notebook7(chromium: Any, notebook7: Any) -> None:
         _work_the_view(AnyNotebookPage(page, notebook7), console)
     finally:
         context.close()
+
+
+_NOTEBOOK7_LOAD_ERROR = re.compile(
+    r"^\[pageerror\] Cannot read properties of undefined \(reading 'schema'\).*/static/notebook/"
+)
 
 
 def _work_the_view(nb: NotebookPage, console: ConsoleLog) -> None:
@@ -273,7 +277,11 @@ def _work_the_view(nb: NotebookPage, console: ConsoleLog) -> None:
     assert state["layer"] != EARLY
     checks.same_as_kernel(layer=state["layer"], mode="grid")
 
-    assert not console.errors, "browser console errors:\n" + "\n".join(console.errors)
+    # Notebook 7.x raises one error of its own while the page loads, before any cell runs: its
+    # shortcut-settings handler reads the schema of a plugin it has not loaded. Only that one
+    # is let through.
+    errors = [e for e in console.errors if not _NOTEBOOK7_LOAD_ERROR.search(e)]
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
 
 
 def _hover_checks(page: Any, checks: ViewChecks) -> list[dict[str, Any]]:

@@ -90,6 +90,20 @@ function render({ model, el }) {
   el.append(root);
   const ctx = canvas.getContext("2d");
 
+  // Keys pressed on the explorer's controls belong to them: Notebook 7 binds ArrowRight to
+  // a notebook command for any focused element (selector "... :focus"), which swallows the key
+  // before the channel slider sees it. Lumino skips shortcuts for an event whose target is
+  // marked so; every control of the explorer is marked as it takes the focus. The explorer is
+  // an ancestor once this view is attached, which may be after render() returns.
+  let marks = 0;
+  const mark = (event) => event.target.setAttribute("data-lm-suppress-shortcuts", "true");
+  const markExplorer = () => {
+    const explorer = el.closest(".cnnviz-activation-explorer, .cnnviz-explorer");
+    if (explorer) explorer.addEventListener("focusin", mark);
+    else if (++marks < 50) setTimeout(markExplorer, 200);
+  };
+  markExplorer();
+
   let layer = null;   // {name, channels, height, width, planes, offset, scale, grid}
   let loads = 0;      // newest load wins
   let loading = false;
