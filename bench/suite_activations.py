@@ -724,7 +724,7 @@ def run(quick: bool = False) -> SuiteResult:
         figures += first_view(bench)
     with section("3/4 switching layer"):
         figures += layer_switch(bench)
-    with section("4/4 memory, 512 MiB cache"):
+    with section("4/4 memory, the default cache budget"):
         figures += memory(bench, None)
     with section(f"4/4 memory, {SMALL_BUDGET / 2**20:.0f} MiB cache"):
         figures += memory(bench, SMALL_BUDGET)

@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "layer_paths": "engine.adapter",
     "activations": "engine.adapter",
     "ActivationCache": "cache",
+    "set_memory_budget": "cache",
     "ActivationExplorer": "widgets.activations",
     "CamExplorer": "widgets.cam",
     "FilterExplorer": "widgets.filters",
@@ -83,12 +84,13 @@ __all__ = [
     "sample_image_names",
     "set_frontend",
     "set_language",
+    "set_memory_budget",
     "use_cjk_font",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ascent.optimize import filter_ascent, optimize_image
-    from .cache import ActivationCache
+    from .cache import ActivationCache, set_memory_budget
     from .engine.adapter import ModelAdapter, activations, layer_paths
     from .engine.models import imagenet_labels, load_default_model
     from .engine.weights import kernel_weights

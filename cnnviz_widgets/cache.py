@@ -1,9 +1,14 @@
-"""The one cache of computed arrays: least-recently-used, bounded by a byte budget.
+"""The one cache of computed arrays: least-recently-used, bounded by one byte budget.
 
 Heavy arrays (feature maps, gradients, filter-ascent images) live here, in the kernel; only PNG
 bytes ever reach the browser. Entries are computed on first request and kept until the budget
 forces the least recently used ones out. An optional disk tier (``diskcache``) keeps results
 that are slow to make (filter ascent) across sessions.
+
+Every cache the package makes (the explorers' shared cache, the filter-ascent images, the
+caches a function makes for one call) draws from one :class:`MemoryBudget` per kernel, so
+together they never hold more than its ``max_bytes``: a new entry in one pushes out the least
+recently used entry of any. Set it with :func:`set_memory_budget` or ``$CNNVIZ_MEMORY_MIB``.
 
 Keys start with the identity of what computed them (``ModelAdapter.identity`` in memory, a
 weights fingerprint on disk), so two models never share an entry.
@@ -12,8 +17,10 @@ weights fingerprint on disk), so two models never share an entry.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +30,27 @@ import numpy as np
 
 from .errors import CnnVizError
 
-__all__ = ["DEFAULT_BUDGET_BYTES", "ActivationCache", "CacheStats", "shared_cache"]
+__all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "ActivationCache",
+    "CacheStats",
+    "MemoryBudget",
+    "memory_budget",
+    "set_memory_budget",
+    "shared_cache",
+]
 
-DEFAULT_BUDGET_BYTES = 512 * 2**20
+#: Default total for every cache in the kernel. mybinder.org guarantees 1 GiB; the quick start
+#: with every tab open peaks at ~940 MiB (``bench/memory.py``: TensorFlow ~620 of it on import,
+#: the default model, its traced graphs and one batch in flight the rest), which leaves about
+#: this much for kept arrays. With memory to spare, raise it (``set_memory_budget``).
+DEFAULT_BUDGET_BYTES = 64 * 2**20
+#: Environment variable that sets the total in MiB (``set_memory_budget`` wins over it).
+BUDGET_ENV = "CNNVIZ_MEMORY_MIB"
 #: Disk budget of the on-disk tier; diskcache evicts least-recently-stored entries beyond it.
 DEFAULT_DISK_BYTES = 1 * 2**30
+
+_members = itertools.count()  # next() is atomic in CPython: every cache gets its own number
 
 
 @dataclass(frozen=True)
@@ -49,23 +72,171 @@ def _check_budget(value: Any) -> int:
     return int(value)
 
 
+class MemoryBudget:
+    """One byte budget that several caches draw from, with one least-recently-used order.
+
+    The entries of every member cache live in one ``cachetools.LRUCache`` sized by ``nbytes``
+    and keyed by (member, key): whichever member adds, the total stays within ``max_bytes`` and
+    the least recently used entry of any member leaves first.
+
+    Parameters
+    ----------
+    max_bytes : int
+        The total, in bytes. Lowering it evicts at once.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        # Members call into the store under this lock; reentrant because a member's
+        # get_or_compute may store while it holds it.
+        self.lock = threading.RLock()
+        self.store = self._new_store(_check_budget(max_bytes))
+        # Members that were garbage-collected, purged at the next change under the lock: a
+        # finaliser may run in the middle of a store operation of the same thread.
+        self._dead: list[int] = []
+
+    @staticmethod
+    def _new_store(max_bytes: int) -> cachetools.LRUCache:
+        return cachetools.LRUCache(maxsize=max_bytes, getsizeof=lambda a: a.nbytes)
+
+    @property
+    def max_bytes(self) -> int:
+        """The total; setting it evicts the least recently used entries (any member's) to fit."""
+        return int(self.store.maxsize)
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        budget = _check_budget(value)
+        with self.lock:
+            # cachetools fixes the budget at construction: move the entries, least recently used
+            # first (popitem's order), into a store of the new size, which evicts from the old
+            # end as they go in.
+            old, self.store = self.store, self._new_store(budget)
+            while old:
+                key, array = old.popitem()
+                if array.nbytes <= budget:
+                    self.store[key] = array
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all members together (always ≤ ``max_bytes``)."""
+        with self.lock:
+            self._purge()
+            return int(self.store.currsize)
+
+    def __len__(self) -> int:
+        with self.lock:
+            self._purge()
+            return len(self.store)
+
+    def add(self, key: Hashable, value: np.ndarray) -> None:
+        """Keep ``value`` under ``(member, key)``, evicting the oldest entries to fit.
+
+        An array larger than the whole total is not kept.
+        """
+        with self.lock:
+            self._purge()
+            if value.nbytes <= self.store.maxsize:
+                self.store[key] = value
+
+    def member_keys(self, member: int) -> list[Hashable]:
+        """The store's keys that belong to ``member``."""
+        with self.lock:
+            return [key for key in self.store if key[0] == member]
+
+    def member_bytes(self, member: int) -> int:
+        """Bytes held by ``member`` (read without marking its entries recently used)."""
+        with self.lock:
+            peek = cachetools.Cache.__getitem__  # LRUCache's own would reorder the entries
+            return sum(peek(self.store, key).nbytes for key in self.member_keys(member))
+
+    def drop(self, member: int) -> None:
+        """Forget every entry of ``member`` (a cache that is cleared)."""
+        with self.lock:
+            self._purge()
+            for key in self.member_keys(member):
+                del self.store[key]
+
+    def forget(self, member: int) -> None:
+        """``member`` was garbage-collected: its entries go at the next change."""
+        self._dead.append(member)  # no lock: list.append is atomic
+
+    def _purge(self) -> None:
+        while self._dead:
+            member = self._dead.pop()
+            for key in self.member_keys(member):
+                del self.store[key]
+
+    def __repr__(self) -> str:
+        return f"MemoryBudget({self.nbytes / 2**20:.1f} of {self.max_bytes / 2**20:.0f} MiB)"
+
+
+_budget: MemoryBudget | None = None
+_budget_lock = threading.Lock()
+
+
+def _budget_from_environment() -> int:
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_BUDGET_BYTES
+    try:
+        mib = int(raw)
+    except ValueError:
+        mib = -1
+    if mib < 0:
+        raise CnnVizError(
+            f"The environment variable {BUDGET_ENV}={raw!r} must be a whole number of MiB ≥ 0 "
+            f"(e.g. {BUDGET_ENV}=256)."
+        )
+    return mib * 2**20
+
+
+def memory_budget() -> MemoryBudget:
+    """The kernel's one budget, shared by every cache that was not given its own.
+
+    Made on first use with ``$CNNVIZ_MEMORY_MIB`` MiB if set, else :data:`DEFAULT_BUDGET_BYTES`.
+    """
+    global _budget
+    with _budget_lock:
+        if _budget is None:
+            _budget = MemoryBudget(_budget_from_environment())
+        return _budget
+
+
+def set_memory_budget(max_bytes: int) -> None:
+    """Set the total every cache in the kernel may hold together, in bytes.
+
+    Lowering it evicts the least recently used arrays at once; nothing already shown changes.
+
+    Examples
+    --------
+    >>> import cnnviz_widgets as cv
+    >>> cv.set_memory_budget(256 * 2**20)  # doctest: +SKIP
+    """
+    memory_budget().max_bytes = max_bytes
+
+
 class ActivationCache:
     """Least-recently-used cache of numpy arrays with a byte budget.
 
     Parameters
     ----------
-    max_bytes : int
-        Budget for the arrays held in memory (default 512 MiB). Lowering it evicts at once. An
-        array larger than the whole budget is returned but not kept.
+    max_bytes : int, optional
+        A budget of its own for the arrays held in memory; lowering it evicts at once. By
+        default the cache draws from the kernel's one budget (:func:`memory_budget`), shared
+        with every other cache. An array larger than the whole budget is returned but not kept.
     directory : str or path-like, optional
         Also keep arrays on disk there (a ``diskcache`` store with a 1 GiB budget): entries that
         leave memory, or a later session, are read back from it. Arrays are stored as ``.npy``
         bytes and read with ``allow_pickle=False``.
+    budget : MemoryBudget, optional
+        Draw from this budget instead (with ``max_bytes``: not both).
 
     Notes
     -----
     Thread-safe: background workers and widget callbacks may share one cache. Stored arrays are
     made read-only, so a caller cannot corrupt what later views will read; copy before editing.
+    ``max_bytes`` and ``stats.max_bytes`` are the budget's total; ``nbytes``, ``len()`` and
+    ``stats.entries`` count this cache's own entries.
 
     Examples
     --------
@@ -76,10 +247,22 @@ class ActivationCache:
     """
 
     def __init__(
-        self, max_bytes: int = DEFAULT_BUDGET_BYTES, *, directory: str | os.PathLike | None = None
+        self,
+        max_bytes: int | None = None,
+        *,
+        directory: str | os.PathLike | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
-        self._lock = threading.RLock()
-        self._entries = self._new_store(_check_budget(max_bytes))
+        if budget is not None and max_bytes is not None:
+            raise CnnVizError("Give an ActivationCache max_bytes or a budget, not both.")
+        if budget is None:
+            budget = memory_budget() if max_bytes is None else MemoryBudget(max_bytes)
+        self._budget = budget
+        self._lock = budget.lock
+        # Entries are stored under (member, key): one store serves every member of a budget.
+        self._member = next(_members)
+        # A cache that is dropped takes its entries with it (the budget outlives it).
+        weakref.finalize(self, budget.forget, self._member)
         self._disk: Any = None
         if directory is not None:
             import diskcache
@@ -88,52 +271,51 @@ class ActivationCache:
         self.hits = 0
         self.misses = 0
 
-    @staticmethod
-    def _new_store(max_bytes: int) -> cachetools.LRUCache:
-        return cachetools.LRUCache(maxsize=max_bytes, getsizeof=lambda a: a.nbytes)
+    @property
+    def budget(self) -> MemoryBudget:
+        """The budget this cache draws from (the kernel's one, unless it was given its own)."""
+        return self._budget
 
     @property
     def max_bytes(self) -> int:
-        """The byte budget; setting it evicts least-recently-used entries until it holds."""
-        return int(self._entries.maxsize)
+        """The budget's total; setting it evicts least-recently-used entries until it holds.
+
+        For a cache on the kernel's budget this sets the total of every cache, like
+        :func:`set_memory_budget`.
+        """
+        return self._budget.max_bytes
 
     @max_bytes.setter
     def max_bytes(self, value: int) -> None:
-        budget = _check_budget(value)
-        with self._lock:
-            # cachetools fixes the budget at construction: move the entries, oldest first, into
-            # a store of the new size, which evicts from the old end as they go in.
-            old, self._entries = self._entries, self._new_store(budget)
-            for key, array in old.items():
-                self._store(key, array)
+        self._budget.max_bytes = value
 
     @property
     def nbytes(self) -> int:
-        """Bytes held in memory right now (always ≤ ``max_bytes``)."""
-        return int(self._entries.currsize)
+        """Bytes this cache holds in memory right now (all members together ≤ ``max_bytes``)."""
+        return self._budget.member_bytes(self._member)
 
     @property
     def stats(self) -> CacheStats:
         """Entries, bytes, budget, hits and misses, read together."""
         with self._lock:
-            entries, nbytes = len(self._entries), self.nbytes
+            entries, nbytes = len(self), self.nbytes
             return CacheStats(entries, nbytes, self.max_bytes, self.hits, self.misses)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._budget.member_keys(self._member))
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._entries
+        return (self._member, key) in self._budget.store
 
     def get(self, key: Hashable) -> np.ndarray | None:
         """The array stored under ``key`` (marking it recently used), or None."""
         with self._lock:
-            value = self._entries.get(key)
+            value = self._budget.store.get((self._member, key))
         if value is None and self._disk is not None:
             value = self._disk_get(key)
             if value is not None:
                 with self._lock:
-                    self._store(key, value)
+                    self._budget.add((self._member, key), value)
         return value
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> np.ndarray:
@@ -157,15 +339,11 @@ class ActivationCache:
             value = value.view()
             value.setflags(write=False)
         with self._lock:
-            self._entries.pop(key, None)
-            self._store(key, value)
+            self._budget.store.pop((self._member, key), None)
+            self._budget.add((self._member, key), value)
         if self._disk is not None:
             self._disk_put(key, value)
         return value
-
-    def _store(self, key: Hashable, value: np.ndarray) -> None:
-        if value.nbytes <= self._entries.maxsize:
-            self._entries[key] = value
 
     # ------------------------------------------------------------------ disk tier
     def _disk_get(self, key: Hashable) -> np.ndarray | None:
@@ -186,9 +364,8 @@ class ActivationCache:
         self._disk.set(repr(key), buffer.getvalue())
 
     def clear(self, *, disk: bool = False) -> None:
-        """Drop every entry in memory (and on disk too with ``disk=True``)."""
-        with self._lock:
-            self._entries.clear()
+        """Drop this cache's entries in memory (and on disk too with ``disk=True``)."""
+        self._budget.drop(self._member)
         if disk and self._disk is not None:
             self._disk.clear()
 
@@ -213,8 +390,9 @@ class ActivationCache:
 
     def __repr__(self) -> str:
         return (
-            f"ActivationCache({len(self)} arrays, {self.nbytes / 2**20:.1f} of "
-            f"{self.max_bytes / 2**20:.0f} MiB, {self.hits} hits, {self.misses} misses)"
+            f"ActivationCache({len(self)} arrays, {self.nbytes / 2**20:.1f} MiB; budget "
+            f"{self._budget.nbytes / 2**20:.1f} of {self.max_bytes / 2**20:.0f} MiB, "
+            f"{self.hits} hits, {self.misses} misses)"
         )
 
 
@@ -223,7 +401,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_cache() -> ActivationCache:
-    """The cache every explorer uses unless given its own (one budget for the whole kernel)."""
+    """The cache every explorer uses unless given its own (on the kernel's one budget)."""
     global _shared
     with _shared_lock:
         if _shared is None:

@@ -15,7 +15,7 @@ from cnnviz_widgets.errors import CnnVizError
 from cnnviz_widgets.explain import channel_attribution, faithfulness
 from cnnviz_widgets.widgets.activations import ActivationExplorer
 from cnnviz_widgets.widgets.cam import CamExplorer
-from cnnviz_widgets.widgets.cam_trust import READOUT_STEPS
+from cnnviz_widgets.widgets.cam_trust import READOUT_BATCH, READOUT_STEPS
 from cnnviz_widgets.widgets.explorer import Explorer
 
 pytestmark = pytest.mark.usefixtures("recording_comms")
@@ -47,6 +47,7 @@ def test_readouts_are_the_functions_scores(cam, tiny_functional, rgb16):
             cam.class_index,
             metric=metric,
             steps=READOUT_STEPS,
+            batch_size=READOUT_BATCH,
             progress=False,
         )
         for metric in ("deletion", "insertion")

@@ -26,7 +26,7 @@ from cnnviz_widgets.ascent import (
     optimize_image,
     starting_images,
 )
-from cnnviz_widgets.cache import CacheStats
+from cnnviz_widgets.cache import CacheStats, memory_budget
 from cnnviz_widgets.engine import backend
 from cnnviz_widgets.engine.adapter import ModelAdapter, adapter_for
 from cnnviz_widgets.errors import CnnVizError, LayerError, ModelError
@@ -443,7 +443,7 @@ def test_cancel_accepts_a_callable_and_is_checked_before_starting(tiny_flexible)
 def test_disk_cache_round_trip_per_channel_entries(tiny_flexible, cache_in_tmp, count_runs):
     first = filter_ascent(tiny_flexible, "conv2", [0, 3], **FAST)
     assert count_runs == [2]
-    budget = 256 * 2**20
+    budget = memory_budget().max_bytes  # the kernel's one total, shared with feature maps
     assert fa.results_cache().stats == CacheStats(2, 2 * 16 * 16 * 3, budget, hits=0, misses=2)
     entries = _disk_entries(cache_in_tmp)
     # One entry per channel, keyed by the weights, the objective and every setting.

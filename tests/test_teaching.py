@@ -12,7 +12,7 @@ import pytest
 from cnnviz_widgets import ActivationCache, ActivationExplorer, activations, lessons, render
 from cnnviz_widgets.ascent import schedule
 from cnnviz_widgets.engine.adapter import adapter_for
-from cnnviz_widgets.widgets import lesson
+from cnnviz_widgets.widgets import lesson, summary
 from cnnviz_widgets.widgets.summary import LayerSummary, real_shapes, summary_rows
 
 
@@ -115,6 +115,29 @@ def test_summary_shows_the_real_shapes_for_the_image(tiny_flexible, rgb16):
     rows = dict((path, label) for label, path in table.table.options)
     assert "16×16×4" in rows["conv1"] and "?" not in rows["conv1"]
     assert picked == [] and table.table.value is None  # new rows are not a pick
+
+
+def test_real_shapes_come_from_a_trace_that_computes_no_map(tiny_flexible, rgb16, monkeypatch):
+    adapter = adapter_for(tiny_flexible)
+    image = adapter.prepare(rgb16)
+    paths = adapter.layer_paths
+    maps = adapter.feature_maps(image, paths)
+    want = {path: m.shape for path, m in zip(paths, maps, strict=True)}
+    kept = adapter.compiled_keys
+    nodes = [len(layer._inbound_nodes) for layer in tiny_flexible.layers]
+
+    def no_maps(*args, **kwargs):
+        raise AssertionError("real_shapes computed feature maps")
+
+    monkeypatch.setattr(adapter, "feature_maps", no_maps)
+    assert real_shapes(adapter, image) == want
+    # Nothing kept on the adapter, and the user's model got no new call recorded on its layers.
+    assert adapter.compiled_keys == kept
+    assert [len(layer._inbound_nodes) for layer in tiny_flexible.layers] == nodes
+    # When the trace cannot tell, the maps are computed (and give the same shapes).
+    monkeypatch.undo()
+    monkeypatch.setattr(summary, "output_shapes", lambda adapter, image: None)
+    assert real_shapes(adapter, image) == want
 
 
 # ------------------------------------------------------------------------------ quick first page

@@ -1,9 +1,11 @@
 """Where finished ascent images are kept: the project's one cache, with a disk tier.
 
-One :class:`~cnnviz_widgets.cache.ActivationCache` holds them: 256 MiB in memory (LRU) and a
-``diskcache`` store in ``cache_dir() / "filter_ascent"``, so a page seen once comes back at
-once, even in a later session. Each entry is one image, uint8 (size, size, 3), so a grid page
-that mixes seen and new channels only computes the new ones.
+One :class:`~cnnviz_widgets.cache.ActivationCache` holds them: in memory on the kernel's one
+budget (:func:`~cnnviz_widgets.cache.memory_budget`, shared with feature maps and class maps, so
+the least recently used of all leaves first) and in a ``diskcache`` store in
+``cache_dir() / "filter_ascent"``, so a page seen once comes back at once, even in a later
+session. Each entry is one image, uint8 (size, size, 3), so a grid page that mixes seen and new
+channels only computes the new ones.
 
 Keys are plain tuples of str, int, float, bool and None (readable with ``ast.literal_eval``):
 ``("filter_ascent", version, weights fingerprint, preprocess id, objective structure,
@@ -27,16 +29,12 @@ from .objectives import Objective
 from .settings import Settings
 
 __all__ = [
-    "MEMORY_BUDGET_BYTES",
     "cache_dir",
     "clear_memory_cache",
     "entry_key",
     "fingerprint",
     "results_cache",
 ]
-
-#: Memory budget of the ascent images kept in the kernel.
-MEMORY_BUDGET_BYTES = 256 * 2**20
 
 #: Bump when the algorithm changes so old cache entries are no longer found.
 ALGORITHM_VERSION = 1
@@ -65,14 +63,15 @@ def cache_dir() -> Path:
 def results_cache() -> ActivationCache:
     """The cache of ascent images (memory and disk); read ``results_cache().stats``.
 
-    Made on first use and kept. It follows :func:`cache_dir`: when ``$CNNVIZ_CACHE_DIR`` points
-    elsewhere, the next call starts a new cache there (with an empty memory tier).
+    Made on first use and kept; its memory tier draws from the kernel's one budget. It follows
+    :func:`cache_dir`: when ``$CNNVIZ_CACHE_DIR`` points elsewhere, the next call starts a new
+    cache there (with an empty memory tier; the old one's images leave memory with it).
     """
     global _cache, _cache_folder
     folder = cache_dir() / "filter_ascent"
     with _lock:
         if _cache is None or folder != _cache_folder:
-            _cache = ActivationCache(MEMORY_BUDGET_BYTES, directory=folder)
+            _cache = ActivationCache(directory=folder)
             _cache_folder = folder
         return _cache
 

@@ -1,4 +1,5 @@
-"""Image sizes: the size an image is fed at, and the smallest image a model can take.
+"""Image sizes: the size an image is fed at, the smallest image a model can take, and the
+shape of every layer's output for one image size.
 
 Convolutions and poolings without padding shrink a feature map (``out = (in - k) // s + 1``);
 below some input size a map becomes empty and everything after it is NaN or an error deep in
@@ -16,7 +17,13 @@ from ..errors import ImageError
 from ..i18n import gettext_ as _
 from .graph import Alias, LayerCall, Ref
 
-__all__ = ["DEFAULT_SHORTER_SIDE", "check_big_enough", "minimum_input_size", "model_image_size"]
+__all__ = [
+    "DEFAULT_SHORTER_SIDE",
+    "check_big_enough",
+    "minimum_input_size",
+    "model_image_size",
+    "output_shapes",
+]
 
 #: Images for models that take any size are scaled down to this shorter side by default: the
 #: scale ImageNet networks were trained at (a 4000 px photo would be slow and look tiny to them).
@@ -130,3 +137,35 @@ def minimum_input_size(steps: Sequence[LayerCall | Alias], input_ref: Ref) -> tu
         for ref in step.input_ids:
             require(ref, size)
     return need.get(input_ref, one)
+
+
+def output_shapes(adapter: Any, image: Any) -> dict[str, tuple[int, ...]] | None:
+    """``{layer path: (H, W, C)}`` of every spatial layer for ``image``, computing no value.
+
+    The replay is traced once at the image's exact input shape and the static shapes are read
+    off the graph, which is then dropped: a fraction of a second and no feature map held,
+    where a real pass holds every layer's maps at once (~100 MiB for the default model at
+    224×337). A symbolic Keras call would be cheaper still but records a new node on every
+    layer of the user's model (after which ``layer.output`` refuses to answer).
+
+    Returns None when the trace fails or leaves a dimension unknown: the caller then computes
+    the maps, and a real error surfaces there, where the user sees it.
+    """
+    from .backend import compile, tensorflow
+
+    tf = tensorflow()
+    paths = tuple(adapter.layer_paths)
+    batch = adapter.model_input(image)
+
+    def features(inputs: Any) -> list[Any]:
+        return adapter.forward(inputs, paths)[0]
+
+    try:
+        traced = compile(features, [tf.TensorSpec(batch.shape, tf.float32)])
+        outputs = traced.get_concrete_function().structured_outputs
+    except Exception:  # any failure: fall back to computing, which reports it properly
+        return None
+    shapes = {path: tuple(out.shape[1:]) for path, out in zip(paths, outputs, strict=True)}
+    if any(d is None for shape in shapes.values() for d in shape):
+        return None
+    return {path: tuple(int(d) for d in shape) for path, shape in shapes.items()}

@@ -39,6 +39,10 @@ DRILL_LISTED = 32
 DRILL_TILE_HEIGHT = 96
 #: Points of each deletion/insertion curve in the readouts (the functions default to 32).
 READOUT_STEPS = 16
+#: Images per forward pass of the readouts (the function defaults to 16). Sixteen photos at
+#: 224×337 through the default model held ~180 MiB at once, the largest peak of the quick start
+#: (bench/memory.py); four hold a quarter of it and take about as long on a few cores.
+READOUT_BATCH = 4
 
 
 class CamTrustMixin(traitlets.HasTraits):
@@ -171,7 +175,8 @@ class CamTrustMixin(traitlets.HasTraits):
             # so that a point clicked later ranks at once.
             self._gradients(class_index, layer)
             scores = [faithfulness(self._adapter, self._image, heat, class_index, metric=metric,
-                                   steps=READOUT_STEPS, output=self._output, progress=False,
+                                   steps=READOUT_STEPS, batch_size=READOUT_BATCH,
+                                   output=self._output, progress=False,
                                    cancel=lambda: job.cancelled)
                       for metric in ("deletion", "insertion")]  # fmt: skip
             job.check()
