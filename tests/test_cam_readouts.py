@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import html
+import io
 import re
 
 import numpy as np
 import pytest
+from PIL import Image
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets import ascent
+from cnnviz_widgets import ascent, render
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError
 from cnnviz_widgets.explain import channel_attribution, faithfulness
+from cnnviz_widgets.images import resize_image
 from cnnviz_widgets.widgets.activations import ActivationExplorer
 from cnnviz_widgets.widgets.cam import CamExplorer
 from cnnviz_widgets.widgets.cam_trust import READOUT_BATCH, READOUT_STEPS
@@ -81,6 +84,29 @@ def test_point_from_python_ranks_the_channels(cam, tiny_functional, rgb16):
     assert cam.wait(60)
     again = channel_attribution(tiny_functional, rgb16, cam.class_index, "conv2", point=(3, 12))
     assert [c for c, _ in cam.drilled] == [c for c, _ in again]
+
+
+def test_drilled_channels_show_their_filter_ascent_images(cam, tiny_functional):
+    cam.point = (3, 12)
+    assert cam.wait(60)
+    best = [channel for channel, _ in cam.drilled[:8]]
+    want = ascent.filter_ascent(tiny_functional, "conv2", best, progress=False)  # cache hit
+    images = cam.drill_images
+    assert images is not None and images.shape == (len(best), 128, 128, 3)
+    np.testing.assert_array_equal(images, np.stack([render.as_rgb_uint8(w) for w in want]))
+    assert cam.drill_note.value == ""
+    # Each tile: the channel's map over the photo (left), a gap, its ascent image (right).
+    shown = np.asarray(Image.open(io.BytesIO(cam.drill_view.value)).convert("RGB"))
+    layout = cam._drill_layout
+    side = layout.tile_height
+    first = shown[layout.pad : layout.pad + side, layout.pad : layout.pad + layout.tile_width]
+    square = render.as_rgb_uint8(resize_image(images[0], (side, side)))
+    np.testing.assert_array_equal(first[:, -side:], square)
+    assert (first[:, -side - 2 : -side] == 255).all()
+    # Without them, the tiles are the maps alone (narrower), and nothing is computed.
+    cam.drill_ascent = False
+    cam.point = (8, 8)
+    assert cam.drill_images is None and cam._drill_layout.tile_width < layout.tile_width
 
 
 def test_clicks_pick_a_point_and_a_channel(cam):
@@ -165,6 +191,12 @@ def test_explorer_opens_a_drilled_channel_and_recreates_itself(tiny_functional, 
         assert ex.tabs.selected_index == 0
         view = ex.activations
         assert (view.layer, view.channel, view.mode) == (ex.cam.layer, channel, "channel")
+        ex.tabs.selected_index = 1  # the Filters tab opens on the same channel
+        assert (ex.filters.layer, ex.filters.channel) == (ex.cam.layer, channel)
+        assert ex.filters.wait(60)
+        ex.cam.drill_channel = ex.cam.drilled[1][0]  # and follows the next pick
+        assert (ex.filters.layer, ex.filters.channel) == (ex.cam.layer, ex.cam.drilled[1][0])
+        assert ex.tabs.selected_index == 0
         code = ex.to_code()
         namespace = {"model": tiny_functional, "image": rgb16}
         exec(code, namespace)

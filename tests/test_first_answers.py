@@ -121,8 +121,9 @@ def test_the_pair_is_one_compiled_function_per_layer_and_output(tiny_flexible):
         for method in ("gradcam", "hirescam", "layercam"):
             grad_cam(adapter, _image(seed=seed), 0, layer=layer, method=method)
     pairs = [k for k in adapter.compiled_keys if isinstance(k, tuple) and k[1] == "gradients"]
-    assert pairs == [("class_activation", "gradients", "conv1", 0),
-                     ("class_activation", "gradients", "conv2", 0)]  # fmt: skip
+    # (layer, output, target function: None for the class head's classes)
+    assert pairs == [("class_activation", "gradients", "conv1", 0, None),
+                     ("class_activation", "gradients", "conv2", 0, None)]  # fmt: skip
 
 
 def test_answers_follow_weights_changed_in_place(keras):

@@ -427,8 +427,9 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
             self.progress.value = f'<span class="cnnviz-stopped">■ {gettext_("stopped")}</span>'
 
     def wait(self, timeout: float | None = 60) -> bool:
-        """Block until the map being computed is shown (for scripts and tests)."""
-        return super().wait(timeout)
+        """Block until the map being computed is shown, with the drill-down's ascent images
+        (for scripts and tests)."""
+        return super().wait(timeout) and self._wait_drill_ascent(timeout)
 
     def _draw(self, heat: np.ndarray) -> None:
         self._heat = heat

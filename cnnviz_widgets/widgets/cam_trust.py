@@ -6,7 +6,10 @@
 - **Drill-down.** Click a point of the overlay, or set ``cam.point = (y, x)`` (photo pixels):
   the channels of the layer are ranked by gradient × activation at that spot for the class
   (:func:`~cnnviz_widgets.explain.drilldown.rank_channels`), and the best ones are shown as
-  their activation maps over the photo. Clicking one (or the list) sets ``cam.drill_channel``;
+  their activation maps over the photo, each beside its filter-ascent image (what the channel
+  responds to most; computed on a worker of its own, so the ranking never waits for it, and
+  kept by :mod:`cnnviz_widgets.ascent.results`, so the Filters tab shows the same images).
+  Clicking one (or the list) sets ``cam.drill_channel``;
   the tabbed :class:`~cnnviz_widgets.widgets.explorer.Explorer` opens it in its Activations tab.
 
 The gradients behind the ranking are computed with the readouts, so ranking a new point after
@@ -23,12 +26,14 @@ import numpy as np
 import traitlets
 
 from .. import render
+from ..ascent import filter_ascent
 from ..errors import check_index
 from ..explain.drilldown import channel_gradients, image_cell, rank_channels
 from ..explain.trust import faithfulness
 from ..export import Section
 from ..i18n import gettext_ as _
 from ..images import resize_image
+from .background import LatestWinsRunner
 from .base import click_pixel
 
 #: Channels shown in the drill-down.
@@ -55,6 +60,10 @@ class CamTrustMixin(traitlets.HasTraits):
     drilled = traitlets.List(help="[(channel, score), …] at point, highest first (read-only).")
     readouts = traitlets.Dict(help="Deletion/insertion scores of the map and of a random map.")
     show_readouts = traitlets.Bool(True, help="Compute deletion/insertion scores for each map.")
+    drill_ascent = traitlets.Bool(
+        True, help="Show each drilled channel's filter-ascent image beside its map."
+    )
+    _ascent_runner: LatestWinsRunner | None = None
 
     # ------------------------------------------------------------------ controls
     def _trust_children(self) -> list[widgets.Widget]:
@@ -70,8 +79,10 @@ class CamTrustMixin(traitlets.HasTraits):
         self.drill_picker.observe(self._on_drill_picked, names="value")
         self._drill_layout: render.GridLayout | None = None
         self._drill_arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self.drill_note = self._css(widgets.HTML(), "drill-note")
+        self._drill_images: tuple[tuple, np.ndarray] | None = None
         self.drill_box = widgets.VBox(
-            [self.drill_caption, self.drill_picker, self.drill_view],
+            [self.drill_caption, self.drill_picker, self.drill_view, self.drill_note],
             layout=widgets.Layout(display="none"),
         )
         self._on_click(self.view, self._clicked_overlay)
@@ -224,9 +235,6 @@ class CamTrustMixin(traitlets.HasTraits):
         ranked = rank_channels(features, grads, cell)
         self.drilled = ranked
         best = [channel for channel, _ in ranked[:DRILL_CHANNELS]]
-        rgb, self._drill_layout = render.image_grid(
-            self._channel_pictures(features, best), best, columns=4, tile_min_side=1
-        )
         y, x = self.point
         shown = ", ".join(f"{c} ({s:.3g})" for c, s in ranked[:DRILL_CHANNELS])
         self.drill_caption.value = _(
@@ -238,8 +246,82 @@ class CamTrustMixin(traitlets.HasTraits):
         self.drill_picker.options = [("—", None), *[(f"{c} ({s:.3g})", c) for c, s in listed]]
         picked = self.drill_channel
         self.drill_picker.value = picked if picked in [c for c, _ in listed] else None
-        self.drill_view.value = render.encode_png(rgb)
+        self._show_drilled(features, best)
         self.drill_box.layout.display = ""
+        if self.drill_ascent and self.drill_images is None:
+            self._start_drill_ascent(self.layer, best)
+
+    @property
+    def drill_images(self) -> np.ndarray | None:
+        """Filter-ascent images of the drilled channels shown, uint8 (n, S, S, 3), best first.
+
+        ``None`` until they are computed (or with ``drill_ascent=False``). They are
+        :func:`~cnnviz_widgets.ascent.filter_ascent`'s images with its defaults (the Filters
+        tab's), for the layer and the best channels of ``drilled``.
+        """
+        best = tuple(channel for channel, _ in self.drilled[:DRILL_CHANNELS])
+        if self._drill_images is None or self._drill_images[0] != (self.layer, best):
+            return None
+        return self._drill_images[1].copy()
+
+    def _show_drilled(self, features: np.ndarray, best: list[int]) -> None:
+        """Each channel's map over the photo, and its ascent image beside it once there."""
+        tiles = self._channel_pictures(features, best)
+        images = self.drill_images if self.drill_ascent else None
+        if images is not None:
+            side = tiles.shape[1]
+            gap = np.full((len(best), side, 2, 3), 255, np.uint8)
+            square = [render.as_rgb_uint8(resize_image(image, (side, side))) for image in images]
+            tiles = np.concatenate([tiles, gap, np.stack(square)], axis=2)
+        rgb, self._drill_layout = render.image_grid(tiles, best, columns=4, tile_min_side=1)
+        self.drill_view.value = render.encode_png(rgb)
+
+    def _start_drill_ascent(self, layer: str, best: list[int]) -> None:
+        """Compute the ascent images of ``best`` on the drill-down's own worker (newest wins)."""
+        wanted = (layer, tuple(best))
+        self.drill_note.value = (
+            '<span class="cnnviz-busy">⏳ ' + _("filter-ascent images of these channels…")
+            + "</span>"
+        )
+
+        def work(job: Any) -> np.ndarray:
+            images = filter_ascent(self._adapter, layer, best, progress=False,
+                                   cancel=lambda: job.cancelled)  # fmt: skip
+            return np.stack([render.as_rgb_uint8(image) for image in images])
+
+        def done(images: np.ndarray) -> None:
+            with self._draw_lock:
+                best_now = tuple(channel for channel, _ in self.drilled[:DRILL_CHANNELS])
+                if (self.layer, best_now) != wanted:
+                    return  # the drill-down moved on
+                self._drill_images = (wanted, images)
+                self.drill_note.value = ""
+                features, _grads = self._gradients(self.class_index, self.layer)
+                self._show_drilled(features, best)
+
+        def failed(exc: BaseException) -> None:  # the maps stay; only the images failed
+            self.drill_note.value = f'<span class="cnnviz-error">⚠ {html.escape(str(exc))}</span>'
+
+        if self._ascent_runner is None:
+            self._ascent_runner = LatestWinsRunner(name="cnnviz-drill-ascent")
+        self._ascent_runner.submit(work, on_done=done, on_error=failed)
+
+    def _stop_drill_ascent(self, close: bool = False) -> None:
+        if self._ascent_runner is not None:
+            (self._ascent_runner.close if close else self._ascent_runner.cancel)()
+
+    def _wait_drill_ascent(self, timeout: float | None) -> bool:
+        return self._ascent_runner.wait(timeout) if self._ascent_runner is not None else True
+
+    def stop(self) -> None:
+        """Stop the background work, the drill-down's ascent images included."""
+        self._stop_drill_ascent()
+        super().stop()
+
+    def close(self) -> None:
+        """Stop background work (the drill-down's too) and close the widget."""
+        self._stop_drill_ascent(close=True)
+        super().close()
 
     def _channel_pictures(self, features: np.ndarray, channels: list[int]) -> np.ndarray:
         h, w = self._photo.shape[:2]

@@ -88,7 +88,9 @@ class Explorer(ExplorerBase):
         if tab == 1 and self.filters is None:
             from .filters import FilterExplorer
 
-            self.filters = FilterExplorer(self._adapter, layer=self.activations.layer)
+            # It opens where the Activations tab is (a drilled channel handed over included).
+            self.filters = FilterExplorer(self._adapter, layer=self.activations.layer,
+                                          channel=self.activations.channel)  # fmt: skip
             self._filters_box.children = [self.filters]
         elif tab == 2 and self.cam is None:
             from .cam import CamExplorer
@@ -106,7 +108,8 @@ class Explorer(ExplorerBase):
         return "summary-shapes"
 
     def _open_drilled(self, change: dict) -> None:
-        """A channel picked in the class-activation drill-down opens in the Activations tab."""
+        """A channel picked in the class-activation drill-down opens in the Activations tab,
+        and in the Filters tab (now if it is open, else when it opens)."""
         if change["new"] is None:
             return
         view = self.activations
@@ -115,6 +118,9 @@ class Explorer(ExplorerBase):
             view.channel = change["new"]
             view.mode = "channel"
         view._refresh()
+        if self.filters is not None:
+            self.filters.layer = self.cam.layer
+            self.filters.channel = change["new"]
         self.tabs.selected_index = 0
 
     def to_code(self, name: str = "view") -> str:
