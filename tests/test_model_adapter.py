@@ -348,3 +348,22 @@ def test_bare_keras_ops_in_the_graph_count_as_weightless_layers(keras, rgb16):
     want = np.minimum(np.maximum(conv + 3.0, 0), 6.0) / 6.0
     got = adapter.activations(rgb16, adapter.layer_paths[-2])
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_compiled_functions_kept_are_bounded_least_recently_used_first(
+    tiny_functional, rgb16, monkeypatch
+):
+    from cnnviz_widgets.engine import adapter as adapter_module
+
+    monkeypatch.setattr(adapter_module, "MAX_TRACED", 3)
+    adapter = adapter_module.ModelAdapter(tiny_functional)
+    first = {layer: adapter.activations(rgb16, layer) for layer in ("conv1", "relu1", "pool1")}
+    keys = adapter.compiled_keys
+    assert len(keys) == 3
+    adapter.activations(rgb16, "conv1")  # used again: now the most recent
+    adapter.activations(rgb16, "conv2")  # a fourth: the least recently used (relu1) goes
+    kept = adapter.compiled_keys
+    assert len(kept) == 3 and keys[1] not in kept and keys[0] in kept and keys[2] in kept
+    # A dropped function is made again on request, with the same values.
+    np.testing.assert_array_equal(adapter.activations(rgb16, "relu1"), first["relu1"])
+    assert keys[1] in adapter.compiled_keys and len(adapter.compiled_keys) == 3

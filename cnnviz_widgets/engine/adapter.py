@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import cachetools
 import numpy as np
 
 from ..errors import LayerError, ModelError, no_layer_message, not_spatial_message
@@ -37,6 +38,9 @@ from .graph import (
 
 #: Optional preprocessing: float32 batch (N, H, W, C) of 0–255 pixels in, model input out.
 Preprocess = Callable[[np.ndarray], Any]
+#: Compiled functions (and facts) kept per adapter, least recently used dropped first: a graph
+#: of a deep layer holds ~3 MiB, and walking all 141 layers of the default model kept 380 MiB.
+MAX_TRACED = 32
 
 
 class ModelAdapter:
@@ -75,7 +79,7 @@ class ModelAdapter:
         self.image_size = image_size
         self._lock = threading.RLock()
         self._identity = f"adapter-{next(_serial)}"
-        self._functions: dict[Hashable, Any] = {}
+        self._functions: cachetools.LRUCache = cachetools.LRUCache(MAX_TRACED)
         self._minimum_size: tuple[int, int] | None = None
         self._steps: list[LayerCall | Alias] | None = None
         self._layers: list[LayerInfo] | None = None
@@ -235,7 +239,8 @@ class ModelAdapter:
         return tf.TensorSpec((None, h, w, c), tf.float32)
 
     def traced(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The function ``build()`` makes for ``key``, made once and kept.
+        """The function ``build()`` makes for ``key``, made once and kept (the last
+        :data:`MAX_TRACED` used).
 
         Algorithms keep their ``tf.function`` objects here, keyed by everything that changes the
         traced graph (layer, method, ...), so repeating a request never retraces.
@@ -411,12 +416,10 @@ class ModelAdapter:
             return list(self._functions)
 
 
-# Adapters live in a private attribute of the model they read, not in a global registry: an
-# adapter holds its model (and traced graphs), so a global table — even a weak-keyed one —
-# would keep every model ever explored alive. On the model, the pair is one reference cycle
-# that the garbage collector frees with the model. The attribute is set with
-# object.__setattr__ so Keras does not track or save it; weights, layers and behaviour are
-# untouched.
+# Adapters live in a private attribute of the model they read, not in a global registry (even
+# a weak-keyed one would keep every model explored alive: an adapter holds its model). On the
+# model, the pair is one cycle the garbage collector frees with it; object.__setattr__ keeps
+# Keras from tracking or saving it: weights, layers and behaviour are untouched.
 _ADAPTERS_ATTRIBUTE = "_cnnviz_adapters"
 _serial = itertools.count(1)
 _adapters_lock = threading.Lock()
@@ -491,10 +494,4 @@ def activations(
     return adapter_for(model, preprocess=preprocess).activations(image, layer)
 
 
-__all__ = [
-    "LayerInfo",
-    "ModelAdapter",
-    "activations",
-    "adapter_for",
-    "layer_paths",
-]
+__all__ = ["LayerInfo", "ModelAdapter", "activations", "adapter_for", "layer_paths"]
