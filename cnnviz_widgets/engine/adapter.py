@@ -33,6 +33,7 @@ from .graph import (
     check_is_keras_model,
     needed_steps,
     read_model,
+    release_after,
     top_ref,
 )
 
@@ -303,8 +304,8 @@ class ModelAdapter:
             regression vector — for a caller's own target function; it comes as computed, minus
             a final softmax or sigmoid, and a single sigmoid unit stays one unit.
         edit : (path, callable), optional
-            Replace that layer's output by ``callable(output)`` on the way (AblationCAM zeroes
-            channels so); later layers, and ``paths``, see the edited tensor.
+            That layer's output replaced by ``callable(output)`` for the layers after it and
+            ``paths`` (AblationCAM zeroes channels so).
 
         Returns
         -------
@@ -331,15 +332,17 @@ class ModelAdapter:
         if relu is not None:
             for step_id, replacement in heads.relu_replacements(self._steps, relu).items():
                 replace.setdefault(step_id, replacement)
-        wanted = set(targets)
         values: dict[Any, Any] = {top_ref(self._input): batch}
-        for step in needed_steps(self._steps, needed):
+        steps = needed_steps(self._steps, needed)
+        for step, drop in zip(steps, release_after(steps, {*needed, edit_ref}), strict=True):
             step.run(values, replace.get(id(step)))
             if edit_ref in step.output_ids:
                 values[edit_ref] = edit[1](values[edit_ref])
             if watch is not None:
-                for ref in wanted.intersection(step.output_ids):
+                for ref in set(targets).intersection(step.output_ids):
                     watch(values[ref])
+            for ref in drop:
+                values.pop(ref, None)
         features = [values[ref] for ref in targets]
         if head_ref is None:
             return features, None

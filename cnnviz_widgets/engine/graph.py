@@ -293,6 +293,23 @@ def needed_steps(steps: Sequence[LayerCall | Alias], refs: Sequence[Ref]) -> lis
     return keep
 
 
+def release_after(steps: Sequence[LayerCall | Alias], keep: set[Ref]) -> list[list[Ref]]:
+    """For each step, the tensors no later step reads and nobody asked for: drop them then.
+
+    Run eagerly (a first answer before the graph is traced), a replay would otherwise hold
+    every intermediate tensor of the network until its end.
+    """
+    last: dict[Ref, int] = {}
+    for index, step in enumerate(steps):
+        for ref in step.input_ids:
+            last[ref] = index
+    drops: list[list[Ref]] = [[] for _ in steps]
+    for ref, index in last.items():
+        if ref not in keep:
+            drops[index].append(ref)
+    return drops
+
+
 def producer(steps: Sequence[LayerCall | Alias], ref: Ref) -> LayerCall:
     """The layer call that computes tensor ``ref`` (looking through sub-model boundaries)."""
     for step in reversed(steps):
