@@ -134,6 +134,26 @@ def test_activation_explorer_labels_captions_and_tooltips_in_chinese(tiny_functi
     assert "超出范围" in ex.error and ex.channel != 99
 
 
+def test_explorer_tab_titles_and_export_summary_in_chinese(tiny_functional, rgb16, tmp_path):
+    from cnnviz_widgets import ActivationCache, Explorer
+
+    for language, titles, header in (
+        ("en", ["Activations", "Filters", "Class activation", "Summary"],
+         ("layer", "class", "output", "params")),
+        ("zh", ["激活图", "滤波器", "类激活图", "模型概要"], ("层", "类别", "输出", "参数量")),
+    ):  # fmt: skip
+        i18n.set_language(language)
+        ex = Explorer(tiny_functional, rgb16, cache=ActivationCache())
+        try:
+            assert [ex.tabs.get_title(i) for i in range(4)] == titles
+            page = ex.export_html(tmp_path / f"{language}.html").read_text(encoding="utf-8")
+            assert f"<h2>{titles[3]}</h2>" in page or f">{titles[3]}<" in page
+            assert all(f"<th>{name}</th>" in page for name in header), header
+            assert f"{titles[0]}: " in page
+        finally:
+            ex.close()
+
+
 def test_english_widget_texts_are_unchanged(tiny_functional, rgb16):
     from cnnviz_widgets import ActivationCache, ActivationExplorer
 

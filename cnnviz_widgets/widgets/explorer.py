@@ -9,12 +9,13 @@ import ipywidgets as widgets
 from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
 from ..export import Section
+from ..i18n import N_
 from ..i18n import gettext_ as _
 from .activations import ActivationExplorer
 from .base import ExplorerBase
 from .summary import LayerSummary, real_shapes
 
-TABS = ("Activations", "Filters", "Class activation", "Summary")
+TABS = (N_("Activations"), N_("Filters"), N_("Class activation"), N_("Summary"))
 
 
 class Explorer(ExplorerBase):
@@ -183,13 +184,12 @@ class Explorer(ExplorerBase):
         for title, view in zip(TABS, (self.activations, self.filters, self.cam), strict=False):
             if view is not None:
                 for section in view._export_sections():
-                    section.heading = f"{title}: {section.heading}"
+                    section.heading = f"{_(title)}: {section.heading}"
                     sections.append(section)
         rows = [(info.path, info.class_name, info.output_shape, info.params)
                 for info in self._adapter.layers]  # fmt: skip
-        sections.append(
-            Section("Summary", table=rows, header=("layer", "class", "output", "params"))
-        )
+        header = (_("layer"), _("class"), _("output"), _("params"))
+        sections.append(Section(_("Summary"), table=rows, header=header))
         return sections
 
     def close(self) -> None:
