@@ -75,6 +75,53 @@ def test_explorer_opens_on_the_first_activation_after_the_first_conv(tiny_functi
     assert "ReLU: negative values become 0" in ex.layer_note.value
 
 
+@pytest.fixture(scope="module")
+def blocks_model():
+    """Five VGG-style named blocks of conv → bn → relu → pool: 20 spatial layers."""
+    import keras
+
+    keras.utils.set_random_seed(41)
+    x = inputs = keras.Input((64, 64, 3))
+    for block in range(1, 6):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=f"block{block}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = keras.layers.ReLU(name=f"block{block}_relu")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{block}_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="blocks")
+
+
+@pytest.mark.parametrize("kind", ["activations", "filters", "cam"])
+def test_every_explorer_lists_the_lessons_layers_grouped_by_block(kind, blocks_model):
+    from cnnviz_widgets import CamExplorer, FilterExplorer
+
+    photo = np.random.default_rng(6).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    make = {
+        "activations": lambda: ActivationExplorer(blocks_model, photo, cache=ActivationCache()),
+        "filters": lambda: FilterExplorer(blocks_model, size=64, steps=1),
+        "cam": lambda: CamExplorer(blocks_model, photo, cache=ActivationCache()),
+    }[kind]
+    ex = make()
+    try:
+        shown = [path for _, path in ex.layer_dropdown.options]
+        # The relu and pool of each block (what the block produces); no conv, no bn.
+        assert shown == [f"block{b}_{kind_}" for b in range(1, 6) for kind_ in ("relu", "pool")]
+        assert ex.layer_dropdown.options[0][0] == "block1 ▸ relu"
+        assert ex.all_layers_box.value is False and ex.all_layers_box.layout.display == ""
+        assert ex.layer in shown and ex.layer_dropdown.value == ex.layer
+        ex.all_layers_box.value = True
+        assert len(ex.layer_dropdown.options) == 20 and ex.layer_dropdown.value == ex.layer
+        ex.all_layers_box.value = False
+        ex.layer = "block2_bn"  # named in code: the full list, so the dropdown can show it
+        assert ex.all_layers_box.value is True and ex.layer_dropdown.value == "block2_bn"
+        assert "batch norm: each feature map shifted and rescaled" in ex.layer_note.value
+        ex.layer_dropdown.value = "block3_relu"  # and the dropdown moves the explorer
+        assert ex.layer == "block3_relu"
+        assert "ReLU: negative values become 0" in ex.layer_note.value
+    finally:
+        ex.close()
+
+
 def test_grid_tiles_carry_their_channel_numbers(tiny_functional, rgb16):
     ex = ActivationExplorer(tiny_functional, rgb16, layer="conv2", mode="grid",
                             cache=ActivationCache())  # fmt: skip

@@ -26,7 +26,8 @@ from ..i18n import gettext_ as _
 from .base import ExplorerBase, click_pixel
 from .detail import DetailFigure, DetailPicture, detail_view
 from .frontend import has_feature, stand_in_note
-from .lesson import explain_layer, layer_options, lesson_layers, start_layer, strongest_channel
+from .layer_picker import LayerPicker
+from .lesson import start_layer, strongest_channel
 from .picture import Picture
 from .state import ColormapState, PagedChannelState
 from .summary import LayerSummary, real_shapes
@@ -64,7 +65,7 @@ def _feature_view() -> Any:
     )  # fmt: skip
 
 
-class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
+class ActivationExplorer(LayerPicker, PagedChannelState, ColormapState, ExplorerBase):
     """Browse the feature maps of ``model`` for ``image``: one channel, a grid, or their sum.
 
     Parameters
@@ -143,8 +144,6 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         if channel is None:
             channel = strongest_channel(self._activations()) if layer is None else 0
         self.channel = channel
-        if self.layer not in self._listed:
-            self.all_layers_box.value = True
         # Linked only now: a link copies the trait's value into the control at once, so the
         # traits must already hold valid values.
         self._link_controls()
@@ -164,20 +163,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         return prepared
 
     def _build_controls(self) -> None:
-        wide = widgets.Layout(width="360px")
-        # Long networks list the layers a lesson needs; "show all layers" lists every one.
-        self._lesson = lesson_layers(self._adapter) if self._adapter.built else []
-        short = bool(self._lesson) and len(self._lesson) < len(self._adapter.layer_paths)
-        self._listed = self._lesson if short else list(self._adapter.layer_paths)
-        self.layer_dropdown = widgets.Dropdown(
-            options=layer_options(self._listed), description=_("Layer"), layout=wide
-        )
-        self.all_layers_box = widgets.Checkbox(
-            value=not short, description=_("show all layers"), indent=False,
-            layout=widgets.Layout(width="160px", display="" if short else "none"),
-        )  # fmt: skip
-        self.all_layers_box.observe(self._on_all_layers, names="value")
-        self.layer_note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        self._build_layer_picker()  # grouped by block, the lesson's layers first
         self.channel_slider = widgets.IntSlider(
             min=0, max=0, description=_("Channel"), continuous_update=True,
             layout=widgets.Layout(width="360px"),
@@ -231,8 +217,7 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
         self._css(self.frontend_note, "frontend-note")
 
     def _link_controls(self) -> None:
-        # Its own link: relisting the layers unlinks it for a moment (see _relist).
-        self._layer_link = traitlets.link((self, "layer"), (self.layer_dropdown, "value"))
+        self._link_layer()
         if self._feature_view is not None:  # controls move the view in the browser (view.py)
             self._feature_view.link_explorer(self)
             self._clicks = True  # a click on a tile opens it in the browser
@@ -284,31 +269,6 @@ class ActivationExplorer(PagedChannelState, ColormapState, ExplorerBase):
     @traitlets.observe("cmap", "mode")
     def _on_look_change(self, change: dict) -> None:
         self._refresh()
-
-    @traitlets.observe("layer")
-    def _layer_listed(self, change: dict) -> None:
-        """A layer the short list hides (named in code, picked in the summary) shows them all."""
-        if hasattr(self, "_layer_link") and change["new"] not in self._listed:
-            self.all_layers_box.value = True  # relists before the link moves the dropdown
-        text = explain_layer(self._adapter, change["new"])
-        self.layer_note.value = f'<span style="color:#555">{html.escape(text)}</span>'
-        self.layer_dropdown.tooltip = text or None
-
-    def _on_all_layers(self, change: dict) -> None:
-        self._relist(list(self._adapter.layer_paths) if change["new"] else self._lesson)
-
-    def _relist(self, paths: list[str]) -> None:
-        if self.layer and self.layer not in paths:
-            paths = list(self._adapter.layer_paths)
-        self._listed = paths
-        link = getattr(self, "_layer_link", None)
-        if link is not None:
-            link.unlink()  # new options select their first entry; the layer must not follow
-        self.layer_dropdown.options = layer_options(paths)
-        if self.layer:
-            self.layer_dropdown.value = self.layer
-        if link is not None:
-            self._layer_link = traitlets.link((self, "layer"), (self.layer_dropdown, "value"))
 
     def _count_channels(self, layer: str) -> int:
         return int(self._cache.activations(self._adapter, self._image, layer).shape[-1])

@@ -28,6 +28,7 @@ from .background import Job
 from .base import ExplorerBase
 from .cam_trust import CamTrustMixin
 from .frontend import has_feature, stand_in_note
+from .layer_picker import LayerPicker
 from .picture import Picture
 from .state import ColormapState, LayerState
 
@@ -67,7 +68,7 @@ def _selection(selected: Any) -> list[int]:
     return [] if selected is None else [int(i) for i in np.asarray(selected).ravel()]
 
 
-class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
+class CamExplorer(CamTrustMixin, LayerPicker, LayerState, ColormapState, ExplorerBase):
     """Class activation maps over the photo, with the top predictions as a clickable bar chart.
 
     Parameters
@@ -230,10 +231,7 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
             options=[(gettext_(label), value) for label, value in METHOD_CHOICES],
             description=gettext_("Method"),
         )
-        self.layer_dropdown = widgets.Dropdown(
-            options=self._adapter.layer_paths, description=gettext_("Layer"),
-            layout=widgets.Layout(width="360px"),
-        )  # fmt: skip
+        self._build_layer_picker()  # grouped by block, the lesson's layers first
         self.cmap_dropdown = widgets.Dropdown(
             options=list(COLORMAP_CHOICES), description=gettext_("Colormap")
         )
@@ -289,7 +287,8 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
             [
                 self.class_picker,
                 self.method_dropdown,
-                self.layer_dropdown,
+                widgets.HBox([self.layer_dropdown, self.all_layers_box]),
+                self.layer_note,
                 self.cmap_dropdown,
                 self.alpha_slider,
                 widgets.HBox([self.stop_button, self.progress]),
@@ -301,10 +300,11 @@ class CamExplorer(CamTrustMixin, LayerState, ColormapState, ExplorerBase):
 
     def _link_controls(self) -> None:
         for name, control in [
-            ("method", self.method_dropdown), ("layer", self.layer_dropdown),
-            ("cmap", self.cmap_dropdown), ("alpha", self.alpha_slider),
+            ("method", self.method_dropdown), ("cmap", self.cmap_dropdown),
+            ("alpha", self.alpha_slider),
         ]:  # fmt: skip
             traitlets.link((self, name), (control, "value"))
+        self._link_layer()
         self._link_busy()
 
     # ------------------------------------------------------------------ trait rules

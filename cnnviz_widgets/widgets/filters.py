@@ -24,6 +24,7 @@ from ..i18n import gettext_ as _
 from .background import Job
 from .base import ExplorerBase, click_pixel
 from .frontend import stand_in_note
+from .layer_picker import LayerPicker
 from .picture import Picture
 from .state import PagedChannelState
 
@@ -36,7 +37,7 @@ FRAME_EVERY = 8
 ENLARGED_SIDE = 256
 
 
-class FilterExplorer(PagedChannelState, ExplorerBase):
+class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
     """Images that maximise each channel of a layer, computed in the background and streamed.
 
     Parameters
@@ -111,8 +112,10 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
         self._build_controls()
         super().__init__(self._layout_children())
 
-        paths = self._adapter.layer_paths
-        self.layer = layer if layer is not None else paths[(2 * len(paths)) // 3]
+        # By default two thirds down the list shown (the lesson's layers for a long network):
+        # deep enough for patterns, not yet whole objects.
+        listed = self._listed
+        self.layer = layer if layer is not None else listed[(2 * len(listed)) // 3]
         self.size = size
         # Default steps honour the CNNVIZ_MAX_STEPS cap (notebooks in CI set it).
         self.steps = steps if steps is not None else default_steps()
@@ -126,13 +129,8 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
     # ------------------------------------------------------------------ set-up
     def _build_controls(self) -> None:
         css = self._css
-        self.layer_dropdown = css(
-            widgets.Dropdown(
-                options=self._adapter.layer_paths, description=_("Layer"),
-                layout=widgets.Layout(width="360px"),
-            ),
-            "layer",
-        )  # fmt: skip
+        self._build_layer_picker()  # grouped by block, the lesson's layers first
+        css(self.layer_dropdown, "layer")
         self.page_slider = css(widgets.IntSlider(min=1, max=1, description=_("Page")), "page")
         self.channel_slider = css(
             widgets.IntSlider(min=0, max=0, description=_("Channel")), "channel"
@@ -184,7 +182,8 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
     def _layout_children(self) -> list[widgets.Widget]:
         controls = widgets.VBox(
             [
-                widgets.HBox([self.layer_dropdown, self.page_slider, self.channel_slider]),
+                widgets.HBox([self.layer_dropdown, self.all_layers_box, self.layer_note]),
+                widgets.HBox([self.page_slider, self.channel_slider]),
                 widgets.HBox([self.steps_slider, self.size_dropdown, self.tv_slider]),
                 widgets.HBox(
                     [self.param_buttons, self.progress_bar, self.stop_button, self.progress_label]
@@ -199,11 +198,12 @@ class FilterExplorer(PagedChannelState, ExplorerBase):
 
     def _link_controls(self) -> None:
         for name, control in [
-            ("layer", self.layer_dropdown), ("steps", self.steps_slider),
+            ("steps", self.steps_slider),
             ("size", self.size_dropdown), ("tv", self.tv_slider), ("param", self.param_buttons),
             ("show", self.show_buttons),
         ]:  # fmt: skip
             traitlets.link((self, name), (control, "value"))
+        self._link_layer()
         self._link_range(self.channel_slider, self.page_slider)
         self._link_busy()
 
