@@ -95,7 +95,8 @@ def kernel_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))  # ascent images on disk go here
     budget = memory_budget()
     saved = budget.max_bytes
-    budget.max_bytes = 1000  # evicts what earlier tests left: the test starts empty
+    budget.max_bytes = 0  # evicts everything earlier tests left (small entries included)
+    budget.max_bytes = 1000
     yield budget
     budget.max_bytes = saved
 
