@@ -24,7 +24,7 @@ from ..engine.backend import compile
 from ..errors import CnnVizError, check_positive
 from ..progress import Cancel, bar, check
 from .input_gradients import gradient_function, resolve_class
-from .targets import KEY, Head, Target, head_score, probabilities
+from .targets import KEY, Head, Target, head_score, head_scores, probabilities
 
 __all__ = ["IG_BATCH", "IG_STEPS", "OCCLUSION_BATCH", "integrated_gradients", "occlusion"]
 
@@ -100,9 +100,8 @@ def probability_function(adapter: ModelAdapter, head: Head) -> Any:
 
     def build() -> Any:
         def reported(batch: Any) -> Any:
-            custom = head.score is not None
-            _, logits = adapter.forward(batch, logits=True, output=head.index, any_output=custom)
-            if custom:  # the caller's own target: one value per image, as column 0
+            _, logits = head_scores(adapter, batch, head)
+            if head.score is not None:  # the caller's own target: one value per image, as column 0
                 return head_score(logits, -1, head)[0][:, None]
             return probabilities(logits, head.activation)
 

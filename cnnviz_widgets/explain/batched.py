@@ -25,7 +25,15 @@ from ..engine.backend import compile, tensorflow
 from ..errors import LayerError, check_positive
 from ..progress import Cancel, bar, check
 from .gradients import LayerGradients, _image_key, layer_gradients
-from .targets import KEY, Head, Target, deepest_spatial_layer, head_score, probabilities
+from .targets import (
+    KEY,
+    Head,
+    Target,
+    deepest_spatial_layer,
+    head_score,
+    head_scores,
+    probabilities,
+)
 
 __all__ = ["SCORECAM_BATCH", "SCORECAM_CHANNELS", "ablation_cam", "score_cam"]
 
@@ -96,10 +104,8 @@ def _scores_function(adapter: ModelAdapter, head: Head) -> Any:
         masks = tf.math.divide_no_nan(upsampled - low, high - low)
         # Masks multiply the model input (after any preprocess=), so a masked-out pixel is
         # whatever 0 means to the model: black for raw pixels, the mean for centred inputs.
-        custom = head.score is not None
-        _, logits = adapter.forward(batch[:1] * masks, logits=True, output=head.index,
-                                    any_output=custom)  # fmt: skip
-        if custom:  # the caller's own target, on the raw scores
+        _, logits = head_scores(adapter, batch[:1] * masks, head)
+        if head.score is not None:  # the caller's own target, on the raw scores
             return head_score(logits, class_index, head)[0]
         return tf.gather(probabilities(logits, head.activation), class_index, axis=1)
 
@@ -172,10 +178,8 @@ def _ablation_function(adapter: ModelAdapter, path: str, head: Head, channels: i
         def edit(features: Any) -> Any:
             return features * tf.cast(keep, features.dtype)[:, tf.newaxis, tf.newaxis, :]
 
-        custom = head.score is not None
-        _, logits = adapter.forward(copies, logits=True, output=head.index, any_output=custom,
-                                    edit=(path, edit))  # fmt: skip
-        if custom:
+        _, logits = head_scores(adapter, copies, head, edit=(path, edit))
+        if head.score is not None:
             return head_score(logits, class_index, head)[0]
         return tf.gather(logits, class_index, axis=1)
 

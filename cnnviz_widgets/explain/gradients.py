@@ -32,7 +32,7 @@ from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile, tensorflow
 from ..images import image_key
-from .targets import KEY, Head, Target, head_score, no_gradient_error
+from .targets import KEY, Head, Target, head_score, head_scores, no_gradient_error
 
 __all__ = ["LayerGradients", "gradient_noise_scale", "layer_gradients", "pair_function"]
 
@@ -74,10 +74,7 @@ def _build(adapter: ModelAdapter, path: str, head: Head) -> Any:
     def pair(batch: Any, class_index: Any) -> tuple[Any, Any, Any]:
         # Only the ops after the feature map are recorded: the backward pass stops there.
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            (features,), logits = adapter.forward(
-                batch, [path], logits=True, output=head.index, watch=tape.watch,
-                any_output=head.score is not None,
-            )  # fmt: skip
+            (features,), logits = head_scores(adapter, batch, head, [path], watch=tape.watch)
             score, target = head_score(logits, class_index, head)
         grads = tape.gradient(score, features)
         if grads is None:

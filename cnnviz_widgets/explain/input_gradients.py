@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile, tensorflow
-from .targets import KEY, Head, head_score
+from .targets import KEY, Head, head_score, head_scores
 
 __all__ = ["gradient_function", "resolve_class"]
 
@@ -39,8 +39,7 @@ def gradient_function(
         def gradient(batch: Any, class_index: Any) -> tuple[Any, Any]:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(batch)
-                _, logits = adapter.forward(batch, logits=True, output=head.index, relu=relu,
-                                            any_output=head.score is not None)  # fmt: skip
+                _, logits = head_scores(adapter, batch, head, relu=relu)
                 score, target = head_score(logits, class_index, head)
             return tf.cast(tape.gradient(score, batch), tf.float32), target
 

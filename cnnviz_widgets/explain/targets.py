@@ -365,6 +365,17 @@ def class_score(logits: Any, target: Any) -> Any:
     return tensorflow().gather(logits, target, axis=1, batch_dims=1)
 
 
+def head_scores(adapter: ModelAdapter, batch: Any, head: Head, paths: Any = (), **options: Any
+                ) -> tuple[list[Any], Any]:  # fmt: skip
+    """``adapter.forward`` to ``head``'s scores: (outputs at ``paths``, scores).
+
+    For a caller's ``target=`` function the output may have any shape (``any_output``);
+    ``options`` go to :meth:`~cnnviz_widgets.engine.adapter.ModelAdapter.forward`.
+    """
+    return adapter.forward(batch, paths, logits=True, output=head.index,
+                           any_output=head.score is not None, **options)  # fmt: skip
+
+
 def head_score(scores: Any, class_index: Any, head: Head) -> tuple[Any, Any]:
     """What a gradient explains, and the class it is of: ((N,) score, (N,) int32 class).
 
@@ -423,10 +434,7 @@ def no_gradient_error(adapter: ModelAdapter, path: str, head: Head, batch: Any) 
     tf = tensorflow()
     candidates = [p for p in adapter.layer_paths if not _is_flat(adapter, p)]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
-        features, logits = adapter.forward(
-            batch, candidates, logits=True, output=head.index, watch=tape.watch,
-            any_output=head.score is not None,
-        )  # fmt: skip
+        features, logits = head_scores(adapter, batch, head, candidates, watch=tape.watch)
         total = tf.reduce_sum(logits)
     grads = tape.gradient(total, features)
     feeding = [p for p, g in zip(candidates, grads, strict=True) if g is not None]
