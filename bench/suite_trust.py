@@ -10,7 +10,9 @@ Sections
    ranking and its channel pictures are shown is measured. Target: p95 ≤ 50 ms. The bare
    ranking (:func:`rank_channels`, numpy) is timed as its floor.
 2. Deletion and insertion scores (Petsiuk et al. 2018) of every registered method's map,
-   next to a seeded random map's (informational; the figures go to docs/trust.md).
+   next to a seeded random map's (informational; the figures go to docs/trust.md). A
+   class-activation method's random map is drawn at its layer's grid, a saliency method's per
+   pixel, so each is compared with a random map as coarse as itself.
 3. The model-randomisation check (Adebayo et al. 2018) of every method: the rank correlation
    after the top block and after every block, and whether the method is flagged.
 """
@@ -103,15 +105,22 @@ def method_maps(model: Any, photo: np.ndarray) -> dict[str, tuple[str, np.ndarra
 
 
 def faithfulness_figures(model: Any, photo: np.ndarray, plan: Plan, maps: dict) -> tuple:
+    from cnnviz_widgets import activations
+    from cnnviz_widgets.explain import registry
+    from cnnviz_widgets.explain.targets import default_cam_layer
     from cnnviz_widgets.explain.trust import faithfulness
 
+    # A class-activation map is as coarse as its layer: its random map is too (random_grid).
+    layer_grid = activations(model, photo, default_cam_layer(model)).shape[:2]
+    cam_methods = {method.name for method in registry.methods("cam")}
     figures, table = [], {}
     for name, (label, heat, _) in maps.items():
         row = {"label": label}
+        grid = layer_grid if name in cam_methods else None
         for metric in ("deletion", "insertion"):
             start = time.perf_counter()
             score = faithfulness(model, photo, heat, CAT, metric=metric, steps=plan.steps,
-                                 progress=False)  # fmt: skip
+                                 random_grid=grid, progress=False)  # fmt: skip
             seconds = time.perf_counter() - start
             row[metric] = float(score)
             row[f"{metric}_random"] = score.random
@@ -119,7 +128,8 @@ def faithfulness_figures(model: Any, photo: np.ndarray, plan: Plan, maps: dict) 
                 f"{metric} AUC · {label}", "AUC", value=float(score), n=plan.steps + 1,
                 note=f"random map {score.random:.3f}; "
                      f"{'better' if score.better_than_random else 'not better'} than random",
-                extra={"random": score.random, "seconds": seconds, "curve": score.curve.tolist()},
+                extra={"random": score.random, "random_grid": None if grid is None else list(grid),
+                       "seconds": seconds, "curve": score.curve.tolist()},
             ))  # fmt: skip
         table[name] = row
     return figures, table

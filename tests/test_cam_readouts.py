@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from widget_comm import recording_comms  # noqa: F401  (fixture)
 
-from cnnviz_widgets import ascent, render
+from cnnviz_widgets import activations, ascent, render
 from cnnviz_widgets.cache import ActivationCache
 from cnnviz_widgets.errors import CnnVizError
 from cnnviz_widgets.explain import channel_attribution, faithfulness
@@ -42,6 +42,9 @@ def cam(tiny_functional, rgb16):
 
 
 def test_readouts_are_the_functions_scores(cam, tiny_functional, rgb16):
+    # The random map is drawn at the layer's grid, coarser than the 16×16 image.
+    grid = activations(tiny_functional, rgb16, cam.layer).shape[:2]
+    assert grid != rgb16.shape[:2]
     want = {
         metric: faithfulness(
             tiny_functional,
@@ -51,6 +54,7 @@ def test_readouts_are_the_functions_scores(cam, tiny_functional, rgb16):
             metric=metric,
             steps=READOUT_STEPS,
             batch_size=READOUT_BATCH,
+            random_grid=grid,
             progress=False,
         )
         for metric in ("deletion", "insertion")

@@ -321,7 +321,7 @@ def test_layer_without_channels_is_a_layer_error(wide):
     with pytest.raises(
         LayerError,
         match=r"Layer 'gap' \(GlobalAveragePooling2D\) has output shape \(64,\): it "
-        r"has no channels.*e\.g\. 'relu6', or use class_logit",
+        r"has no channels.*e\.g\. 'relu6'\. For a class score, use class_logit\(i\)\.",
     ):
         filter_ascent(wide, "gap", [0], **FAST)
     with pytest.raises(LayerError, match="No layer 'featurs'.*Did you mean: 'features'"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cnnviz_widgets import ActivationCache, ActivationExplorer, activations, lessons, render
-from cnnviz_widgets.ascent import schedule
+from cnnviz_widgets.ascent import channel, quality, starting_images
 from cnnviz_widgets.engine.adapter import adapter_for
 from cnnviz_widgets.widgets import lesson, summary
 from cnnviz_widgets.widgets.summary import LayerSummary, real_shapes, summary_rows
@@ -122,6 +122,31 @@ def test_every_explorer_lists_the_lessons_layers_grouped_by_block(kind, blocks_m
         ex.close()
 
 
+def test_filters_open_on_an_activation_two_thirds_down():
+    # Four residual blocks conv → bn → relu → add: the lesson list is relu, add per block, and
+    # two thirds down it is block3_add, a residual sum; the Filters tab opens on an activation.
+    import keras
+
+    from cnnviz_widgets import FilterExplorer
+
+    keras.utils.set_random_seed(43)
+    x = inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 1, name="stem")(x)
+    for block in range(1, 5):
+        y = keras.layers.Conv2D(4, 3, padding="same", name=f"block{block}_conv")(x)
+        y = keras.layers.BatchNormalization(name=f"block{block}_bn")(y)
+        y = keras.layers.ReLU(name=f"block{block}_relu")(y)
+        x = keras.layers.Add(name=f"block{block}_add")([x, y])
+    model = keras.Model(inputs, x, name="residual")
+    fx = FilterExplorer(model, size=32, steps=1)
+    try:
+        listed = [path for _, path in fx.layer_dropdown.options]
+        assert listed[(2 * len(listed)) // 3] == "block3_add"
+        assert fx.layer == "block3_relu" and fx.layer_dropdown.value == "block3_relu"
+    finally:
+        fx.close()
+
+
 def test_grid_tiles_carry_their_channel_numbers(tiny_functional, rgb16):
     ex = ActivationExplorer(tiny_functional, rgb16, layer="conv2", mode="grid",
                             cache=ActivationCache())  # fmt: skip
@@ -188,34 +213,26 @@ def test_real_shapes_come_from_a_trace_that_computes_no_map(tiny_flexible, rgb16
 
 
 # ------------------------------------------------------------------------------ quick first page
-def test_stages_preview_then_full():
-    assert [(s.name, s.size, s.steps) for s in schedule.stages(128, 256)] == [
-        ("preview", 64, 48), ("full", 128, 256)
-    ]  # fmt: skip
-    assert [s.name for s in schedule.stages(128, 64)] == ["full"]
-    assert [s.name for s in schedule.stages(48, 256)] == ["preview", "full"]
+def test_selectivity_and_gain_on_colour_channels():
+    # A 1×1 convolution whose channel c is colour c: a pure red image excites channel 0 only.
+    import keras
 
-
-def test_preview_then_full_streams_a_preview_at_full_size(tiny_flexible, monkeypatch):
-    monkeypatch.setattr(schedule, "PREVIEW_STEPS", 2)
-    seen = []
-    images = schedule.preview_then_full(
-        tiny_flexible, "conv2", [0, 1], size=64, steps=4, seed=0, cache=False, progress=False,
-        on_stage=lambda name, pictures: seen.append((name, pictures.shape)),
-    )  # fmt: skip
-    assert seen == [("preview", (2, 64, 64, 3)), ("full", (2, 64, 64, 3))]
-    from cnnviz_widgets.ascent import filter_ascent
-
-    direct = filter_ascent(tiny_flexible, "conv2", [0, 1], size=64, steps=4, seed=0, cache=False,
-                           progress=False)  # fmt: skip
-    np.testing.assert_array_equal(images, direct)  # the preview never changes the result
-
-
-def test_selectivity_counts_images_that_win_their_own_channel(tiny_flexible):
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
-    value = schedule.selectivity(tiny_flexible, "conv2", [0, 1, 2], images)
-    assert value in (0.0, 1 / 3, 2 / 3, 1.0)
+    image = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(3, 1, use_bias=False, name="colours")
+    model = keras.Model(image, conv(image))
+    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3)])
+    pure = np.zeros((3, 8, 8, 3), np.float32)
+    for c in range(3):
+        pure[c, :, :, c] = 1.0
+    assert quality.selectivity(model, "colours", [0, 1, 2], pure) == 1.0
+    # Made "for" the wrong channels: red for green and green for red; blue still wins its own.
+    assert quality.selectivity(model, "colours", [1, 0, 2], pure) == pytest.approx(1 / 3)
+    # Gain: each channel's response (255 on a full colour) over its response to the start image.
+    start = starting_images([channel("colours", c) for c in range(3)], size=8)
+    grey = np.array([model(np.rint(start[c : c + 1] * 255))[0, ..., c].numpy().mean()
+                     for c in range(3)])  # fmt: skip
+    np.testing.assert_allclose(quality.gain(model, "colours", [0, 1, 2], pure),
+                               255.0 / np.maximum(grey, 1e-3), rtol=1e-5)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ lessons

@@ -16,6 +16,7 @@ from cnnviz_widgets.explain.trust import (
     randomization_check,
     spearman,
 )
+from cnnviz_widgets.images import resize_image
 
 
 @pytest.fixture
@@ -58,6 +59,25 @@ def test_scores_match_the_curve_written_out(tiny_functional, rgb16, heat16, metr
     assert got.better_than_random == (
         got < got.random if metric == "deletion" else got > got.random
     )
+
+
+def test_random_map_at_a_coarser_grid(tiny_functional, rgb16, heat16):
+    # A 4×4 random map, resized to the input as a layer's map is: the curve removes blocks.
+    got = faithfulness(tiny_functional, rgb16, heat16, 1, steps=8, baseline="zero",
+                       random_grid=(4, 4), progress=False)  # fmt: skip
+    pixels = rgb16.astype(np.float32)
+    cells = np.random.default_rng(0).random((4, 4), dtype=np.float32)
+    coarse = resize_image(cells, (16, 16))
+    want, curve = oracle_curve(tiny_functional, rgb16, coarse, 1, 8, pixels, np.zeros_like(pixels))
+    assert got.random == pytest.approx(want, abs=1e-6)
+    np.testing.assert_allclose(got.random_curve, curve, atol=1e-6)
+    # A heatmap given at 4×4 gets a 4×4 random map without being told.
+    small = faithfulness(tiny_functional, rgb16, heat16[::4, ::4], 1, steps=8, baseline="zero",
+                         progress=False)  # fmt: skip
+    assert small.random == pytest.approx(want, abs=1e-6)
+    for bad in [(0, 4), (4,), "4x4", (2.5, 2)]:
+        with pytest.raises(CnnVizError, match="random_grid"):
+            faithfulness(tiny_functional, rgb16, heat16, 1, random_grid=bad, progress=False)
 
 
 def test_blur_baseline_ends_on_the_blurred_image(tiny_functional, rgb16, heat16):

@@ -10,7 +10,8 @@ Modules, each with one job:
 - :mod:`.step` — the traced Adam step and the parameters-to-image function;
 - :mod:`.results` — the result cache (memory and disk) and its keys;
 - :mod:`.optimize` — the loop: :func:`filter_ascent`, :func:`optimize_image`,
-  :func:`warm_up`, :func:`starting_images`.
+  :func:`warm_up`, :func:`starting_images`;
+- :mod:`.quality` — whether a page of images is a picture yet (selectivity, gain).
 
 Importing this package does not import TensorFlow.
 """

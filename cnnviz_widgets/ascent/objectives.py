@@ -25,6 +25,7 @@ import numpy as np
 from ..engine import backend
 from ..engine.adapter import ModelAdapter
 from ..errors import CnnVizError, LayerError, check_index, check_int, check_number
+from ..i18n import gettext_ as _
 
 __all__ = ["Objective", "as_objectives", "channel", "class_logit", "evaluate", "neuron"]
 
@@ -179,8 +180,10 @@ def layer_name(layer: Any) -> str:
     """``layer`` if it is a str (a layer path or name), else a :class:`LayerError`."""
     if not isinstance(layer, str):
         raise LayerError(
-            f"A layer is named by its path, a str such as 'backbone/block3a_expand_activation'; "
-            f"got {type(layer).__name__}."
+            _(
+                "A layer is named by its path, a str such as "
+                "'backbone/block3a_expand_activation'; got {kind}."
+            ).format(kind=type(layer).__name__)
         )
     return layer
 
@@ -233,12 +236,16 @@ def as_objectives(objectives: Objective | Sequence[Objective]) -> list[Objective
         return [objectives]
     items = list(objectives)
     if not items:
-        raise CnnVizError("No objectives given: pass at least one, e.g. channel('conv2', 0).")
+        raise CnnVizError(
+            _("No objectives given: pass at least one, e.g. channel('conv2', 0).")
+        )
     for item in items:
         if not isinstance(item, Objective):
             raise CnnVizError(
-                f"Expected Objective values (channel(...), neuron(...), class_logit(...)); got "
-                f"{type(item).__name__}."
+                _(
+                    "Expected Objective values (channel(...), neuron(...), class_logit(...)); "
+                    "got {kind}."
+                ).format(kind=type(item).__name__)
             )
     return items
 
@@ -287,12 +294,15 @@ def _spatial_layer(adapter: ModelAdapter, layer: str | None, kind: str) -> str:
     info = adapter.layer_info(path)
     if not info.spatial or not info.channels:
         convs = [p for p in adapter.layer_paths if adapter.layer_info(p).channels]
-        raise LayerError(
-            f"Layer {path!r} ({info.class_name}) has output shape {info.output_shape}: it has no "
-            f"channels of a feature map for {kind}() to maximise. Pick a layer with a spatial "
-            f"(height, width, channels) output, e.g. {convs[-1]!r}"
-            + (", or use class_logit(i) for a class score." if len(info.output_shape) == 1 else ".")
-        )
+        message = _(
+            "Layer {path!r} ({kind}) has output shape {shape}: it has no channels of a feature "
+            "map for {objective}() to maximise. Pick a layer with a spatial (height, width, "
+            "channels) output, e.g. {example!r}."
+        ).format(path=path, kind=info.class_name, shape=info.output_shape, objective=kind,
+                 example=convs[-1])  # fmt: skip
+        if len(info.output_shape) == 1:
+            message += " " + _("For a class score, use class_logit(i).")
+        raise LayerError(message)
     return path
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from ..engine import backend
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import Cancelled, CnnVizError, ModelError, check_int
+from ..i18n import gettext_ as _
 from ..progress import bar as progress_bar
 from . import results
 from .objectives import Objective, as_objectives, channel, layer_name
@@ -72,9 +73,10 @@ def _planes(adapter: ModelAdapter) -> int:
     channels = adapter.input_shape[2]
     if channels not in (1, 3):
         raise ModelError(
-            f"Model {adapter.model.name!r} takes {channels}-channel images; feature "
-            "visualisation draws RGB (3) or grayscale (1) images. Wrap the model so it takes one "
-            "of those."
+            _(
+                "Model {name!r} takes {channels}-channel images; feature visualisation draws "
+                "RGB (3) or grayscale (1) images. Wrap the model so it takes one of those."
+            ).format(name=adapter.model.name, channels=channels)
         )
     return channels
 
@@ -116,7 +118,11 @@ def _optimise(
         for chunk in chunks:
             # Checked before every batch step, so a cancel waits at most one step.
             if _is_cancelled(cancel):
-                raise AscentCancelled(f"Filter ascent cancelled at step {step} of {total}.")
+                raise AscentCancelled(
+                    _("Filter ascent cancelled at step {step} of {total}.").format(
+                        step=step, total=total
+                    )
+                )
             params, m, v = chunk["state"]
             args = (
                 params,
@@ -166,7 +172,7 @@ def _run(
     adapter.build_for((settings.size, settings.size, 3))
     resolved = [o.resolved(adapter) for o in items]
     if _is_cancelled(cancel):
-        raise AscentCancelled("Filter ascent cancelled before it started.")
+        raise AscentCancelled(_("Filter ascent cancelled before it started."))
 
     n = len(resolved)
     found: list[np.ndarray | None] = [None] * n
@@ -377,7 +383,9 @@ def filter_ascent(
         channels = [int(channels)]
     indices = [check_int(c, "channel") for c in channels]
     if not indices:
-        raise CnnVizError("No channels given: pass at least one channel index, e.g. [0, 1, 2].")
+        raise CnnVizError(
+            _("No channels given: pass at least one channel index, e.g. [0, 1, 2].")
+        )
     layer = layer_name(layer)
     settings = Settings.from_options("filter_ascent", **options)
     return _run(

@@ -26,6 +26,7 @@ from ..errors import (
     check_positive,
     close_matches,
 )
+from ..i18n import gettext_ as _
 
 __all__ = ["DEFAULT_STEPS", "OPTIONS", "Settings", "default_steps", "takes_settings"]
 
@@ -79,13 +80,17 @@ def _max_steps_from_env() -> int | None:
         value = int(raw)
     except ValueError:
         raise CnnVizError(
-            f"The environment variable CNNVIZ_MAX_STEPS={raw!r} is not a whole number. Set it "
-            "to a positive integer such as 32, or unset it."
+            _(
+                "The environment variable CNNVIZ_MAX_STEPS={value!r} is not a whole number. Set "
+                "it to a positive integer such as 32, or unset it."
+            ).format(value=raw)
         ) from None
     if value < 1:
         raise CnnVizError(
-            f"The environment variable CNNVIZ_MAX_STEPS={value} must be at least 1. Set it to a "
-            "positive integer such as 32, or unset it."
+            _(
+                "The environment variable CNNVIZ_MAX_STEPS={value} must be at least 1. Set it to "
+                "a positive integer such as 32, or unset it."
+            ).format(value=value)
         )
     return value
 
@@ -185,12 +190,16 @@ class Settings:
         o = {**OPTIONS, **options}
         size = check_int(o["size"], "size")
         if size < 8:
-            raise CnnVizError(f"size must be ≥ 8 pixels; got {size}. Try size=128.")
+            raise CnnVizError(
+                _("size must be ≥ 8 pixels; got {size}. Try size=128.").format(size=size)
+            )
         steps = default_steps() if o["steps"] is None else check_int(o["steps"], "steps")
         if steps < 1:
             raise CnnVizError(
-                f"steps must be ≥ 1; got {steps}. Use steps=None for the default "
-                f"({DEFAULT_STEPS}) or a positive number such as 128."
+                _(
+                    "steps must be ≥ 1; got {steps}. Use steps=None for the default "
+                    "({default}) or a positive number such as 128."
+                ).format(steps=steps, default=DEFAULT_STEPS)
             )
         param = check_choice(o["param"], PARAMS, "param")
         jitter = (
@@ -198,11 +207,13 @@ class Settings:
         )
         if not 0 <= jitter <= size // 2:
             raise CnnVizError(
-                f"jitter must be between 0 and size/2 = {size // 2} pixels; got {jitter}."
+                _("jitter must be between 0 and size/2 = {limit} pixels; got {jitter}.").format(
+                    limit=size // 2, jitter=jitter
+                )
             )
         seed = check_int(o["seed"], "seed")
         if seed < 0:
-            raise CnnVizError(f"seed must be ≥ 0; got {seed}.")
+            raise CnnVizError(_("seed must be ≥ 0; got {seed}.").format(seed=seed))
         return cls(
             size=size,
             steps=steps,
@@ -238,11 +249,17 @@ def _zoom_range(scale: Any) -> tuple[float, float]:
         scale = (1.0 / float(scale), float(scale)) if float(scale) >= 1 else (float(scale), 1.0)
     if not (isinstance(scale, (tuple, list)) and len(scale) == 2):
         raise CnnVizError(
-            f"scale must be a (smallest, largest) zoom pair such as (0.9, 1.1); got {scale!r}."
+            _(
+                "scale must be a (smallest, largest) zoom pair such as (0.9, 1.1); got {value!r}."
+            ).format(value=scale)
         )
     low, high = (check_number(s, "scale", minimum=0.01) for s in scale)
     if low > high:
-        raise CnnVizError(f"scale must be (smallest, largest); got ({low}, {high}). Swap them.")
+        raise CnnVizError(
+            _("scale must be (smallest, largest); got ({low}, {high}). Swap them.").format(
+                low=low, high=high
+            )
+        )
     return (low, high)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from ..engine import backend
 from ..engine.adapter import ModelAdapter
 from ..errors import CnnVizError, ModelError
+from ..i18n import gettext_ as _
 from .objectives import Structure, evaluate
 from .param import param_shape, to_image
 from .settings import Settings
@@ -43,10 +44,13 @@ def _model_input(adapter: ModelAdapter, images: Any) -> Any:
             batch = tf.cast(adapter.preprocess(batch), tf.float32)
         except Exception as exc:
             raise ModelError(
-                f"The preprocess function {adapter.preprocess!r} failed on a TensorFlow tensor "
-                f"({type(exc).__name__}: {exc}). Filter ascent needs gradients through it, so it "
-                "must use TensorFlow or keras.ops operations (keras.applications' preprocess_input "
-                "functions do); rewrite it with keras.ops, or fold it into the model as a layer."
+                _(
+                    "The preprocess function {function!r} failed on a TensorFlow tensor "
+                    "({kind}: {error}). Filter ascent needs gradients through it, so it must use "
+                    "TensorFlow or keras.ops operations (keras.applications' preprocess_input "
+                    "functions do); rewrite it with keras.ops, or fold it into the model as a "
+                    "layer."
+                ).format(function=adapter.preprocess, kind=type(exc).__name__, error=exc)
             ) from exc
     return batch
 
@@ -306,12 +310,20 @@ def call_step(
         failure = exc
     minimum = _minimum_size(adapter, structure, settings)
     layers = ", ".join(repr(p) for p in dict.fromkeys(s[2] for s in structure if s[2]))
-    what = f"layer {layers}" if layers else "the model's head"
+    what = _("layer {layers}").format(layers=layers) if layers else _("the model's head")
     if minimum is None:
         raise failure
     height, width = canvas(adapter, settings)
     raise CnnVizError(
-        f"size={settings.size} is too small for {what} of model {adapter.model.name!r}: the "
-        f"network downsamples a {height}×{width} input to an empty feature map. Use "
-        f"size ≥ {minimum}."
+        _(
+            "size={size} is too small for {what} of model {name!r}: the network downsamples a "
+            "{height}×{width} input to an empty feature map. Use size ≥ {minimum}."
+        ).format(
+            size=settings.size,
+            what=what,
+            name=adapter.model.name,
+            height=height,
+            width=width,
+            minimum=minimum,
+        )
     ) from (None if isinstance(failure, _EmptyMap) else failure)

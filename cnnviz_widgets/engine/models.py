@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelError
+from ..i18n import gettext_ as _
 from . import backend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -341,16 +342,24 @@ def handmade_filter_model(
         default_names = [f"filter_{i}" for i in range(len(planes))]
     if not planes or any(p.ndim != 2 or p.shape[0] != p.shape[1] or p.size == 0 for p in planes):
         raise CnnVizError(
-            "kernels must be square 2-D filters, e.g. {'edge': [[-1, 1], [-1, 1]]} or an array "
-            f"(k, k, n); got shapes {[p.shape for p in planes]}."
+            _(
+                "kernels must be square 2-D filters, e.g. {example} or an array (k, k, n); got "
+                "shapes {shapes}."
+            ).format(example="{'edge': [[-1, 1], [-1, 1]]}", shapes=[p.shape for p in planes])
         )
     if not all(np.isfinite(p).all() for p in planes):
-        raise CnnVizError("kernels contain NaN or infinite values; use finite numbers.")
+        raise CnnVizError(_("kernels contain NaN or infinite values; use finite numbers."))
     names = default_names if names is None else [str(n) for n in names]
     if len(names) != len(planes):
-        raise CnnVizError(f"Got {len(names)} names for {len(planes)} filters; give one each.")
+        raise CnnVizError(
+            _("Got {names} names for {filters} filters; give one each.").format(
+                names=len(names), filters=len(planes)
+            )
+        )
     if input_channels not in (1, 3) or isinstance(input_channels, bool):
-        raise CnnVizError(f"input_channels must be 1 or 3, got {input_channels!r}.")
+        raise CnnVizError(
+            _("input_channels must be 1 or 3, got {value!r}.").format(value=input_channels)
+        )
     size = max(p.shape[0] for p in planes)
     stack = np.stack([pad_kernel(p, size) for p in planes], axis=-1)  # (k, k, n)
     weights = np.repeat(stack[:, :, None, :] / input_channels, input_channels, axis=2)
@@ -375,19 +384,25 @@ def load_model_file(path: str | os.PathLike[str]) -> Any:
     keras = backend.keras()
     file = Path(path)
     if not file.exists():
-        raise ModelError(f"No model file at {file}. Give the path of a .keras or .h5 file.")
+        raise ModelError(
+            _("No model file at {file}. Give the path of a .keras or .h5 file.").format(file=file)
+        )
     if file.suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelError(
-            f"{file.name} is not a Keras model file: save models with model.save('name.keras')."
+            _(
+                "{name} is not a Keras model file: save models with model.save('name.keras')."
+            ).format(name=file.name)
         )
     try:
         return keras.models.load_model(file, compile=False, safe_mode=True)
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise ModelError(
-                f"{file.name} needs custom Python code to load, which safe mode refuses. If you "
-                "trust the file, load it yourself with keras.models.load_model(path, "
-                "safe_mode=False) and pass the model."
+                _(
+                    "{name} needs custom Python code to load, which safe mode refuses. If you "
+                    "trust the file, load it yourself with keras.models.load_model(path, "
+                    "safe_mode=False) and pass the model."
+                ).format(name=file.name)
             ) from exc
         raise
 

@@ -27,6 +27,7 @@ import numpy as np
 from ..engine.adapter import ModelAdapter, Preprocess
 from ..engine.backend import compile
 from ..errors import CnnVizError, ImageError, check_choice, check_positive
+from ..i18n import gettext_ as _
 from ..images import resize_image
 from ..progress import Cancel, bar, check
 from .randomization import FLAG_CORRELATION, RandomizationCheck, randomization_check, spearman
@@ -122,6 +123,20 @@ def _unit_heatmap(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
     return resize_image(array.astype(np.float32), size)
 
 
+def _random_grid(random_grid: Any, heatmap: Any) -> tuple[int, int]:
+    """The (rows, cols) of the random map: ``random_grid``, else the heatmap's own shape."""
+    if random_grid is None:
+        return tuple(np.shape(heatmap)[:2])  # a malformed heatmap is refused by _unit_heatmap
+    if not (isinstance(random_grid, (tuple, list)) and len(random_grid) == 2):
+        raise CnnVizError(
+            _(
+                "random_grid must be (rows, cols), two ints ≥ 1 such as (7, 7); got {value!r}."
+            ).format(value=random_grid)
+        )
+    rows, cols = (check_positive(n, "random_grid") for n in random_grid)
+    return rows, cols
+
+
 def _probability_function(adapter: ModelAdapter, head: Head) -> Any:
     """Compiled ``batch -> probabilities (N, classes)``, kept on the adapter."""
 
@@ -198,6 +213,7 @@ def faithfulness(
     steps: int = 32,
     baseline: str = "blur",
     random_baseline: bool = True,
+    random_grid: tuple[int, int] | None = None,
     seed: int = 0,
     batch_size: int = TRUST_BATCH,
     output: int | str | None = None,
@@ -236,6 +252,12 @@ def faithfulness(
     baseline : {"blur", "zero"}
     random_baseline : bool
         Also score a seeded uniform random map the same way (``result.random``).
+    random_grid : (rows, cols), optional
+        The random map's own resolution before it is resized to the model's input, as the
+        heatmap is. ``None`` (default): the heatmap's shape as given. A class-activation map
+        is as coarse as its layer (7×7 cells, say), and removing pixels in 7×7 blocks hurts a
+        model differently from removing scattered single pixels; so compare it with a random
+        map of its layer's grid (the class-activation view does), or pass the coarse map.
     seed : int
         Seed of the random map.
     batch_size : int
@@ -254,8 +276,9 @@ def faithfulness(
     Raises
     ------
     CnnVizError
-        For an unknown metric or baseline, ``steps``/``batch_size`` not ≥ 1, a class out of
-        range, or a regression head (a value, not a probability, has no area in [0, 1]).
+        For an unknown metric or baseline, ``steps``/``batch_size`` not ≥ 1, a ``random_grid``
+        that is not two ints ≥ 1, a class out of range, or a regression head (a value, not a
+        probability, has no area in [0, 1]).
     ImageError
         For a heatmap that is not a finite 2-D map.
 
@@ -269,6 +292,7 @@ def faithfulness(
     baseline = check_choice(baseline, BASELINES, "faithfulness baseline")
     steps = check_positive(steps, "steps")
     batch_size = check_positive(batch_size, "batch_size")
+    grid = _random_grid(random_grid, heatmap)
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
     head = class_head(adapter, output)
@@ -292,7 +316,8 @@ def faithfulness(
     fractions = counts / n_pixels
     maps = [heat]
     if random_baseline:
-        maps.append(np.random.default_rng(seed).random(size, dtype=np.float32))
+        cells = np.random.default_rng(seed).random(grid, dtype=np.float32)
+        maps.append(resize_image(cells, size))
     curves = []
     with bar(len(maps) * (steps + 1), f"{metric} curve", progress) as tick:
         for values in maps:

@@ -184,10 +184,12 @@ class CamTrustMixin(traitlets.HasTraits):
         def work(job: Any) -> None:
             # The drill-down's gradients first (a cache hit after a gradient CAM of the layer),
             # so that a point clicked later ranks at once.
-            self._gradients(class_index, layer)
+            # The random map is as coarse as the layer's map, so that the two differ in where
+            # they point and not in how finely they cut the image.
+            grid = self._gradients(class_index, layer)[0].shape[:2]
             scores = [faithfulness(self._adapter, self._image, heat, class_index, metric=metric,
                                    steps=READOUT_STEPS, batch_size=READOUT_BATCH,
-                                   output=self._output, progress=False,
+                                   random_grid=grid, output=self._output, progress=False,
                                    cancel=lambda: job.cancelled)
                       for metric in ("deletion", "insertion")]  # fmt: skip
             job.check()
@@ -280,7 +282,8 @@ class CamTrustMixin(traitlets.HasTraits):
         """Compute the ascent images of ``best`` on the drill-down's own worker (newest wins)."""
         wanted = (layer, tuple(best))
         self.drill_note.value = (
-            '<span class="cnnviz-busy">⏳ ' + _("filter-ascent images of these channels…")
+            '<span class="cnnviz-busy">⏳ '
+            + _("filter-ascent images of these channels…")
             + "</span>"
         )
 

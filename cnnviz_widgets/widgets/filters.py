@@ -25,6 +25,7 @@ from .background import Job
 from .base import ExplorerBase, click_pixel
 from .frontend import stand_in_note
 from .layer_picker import LayerPicker
+from .lesson import filters_layer
 from .picture import Picture
 from .state import PagedChannelState
 
@@ -112,10 +113,7 @@ class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
         self._build_controls()
         super().__init__(self._layout_children())
 
-        # By default two thirds down the list shown (the lesson's layers for a long network):
-        # deep enough for patterns, not yet whole objects.
-        listed = self._listed
-        self.layer = layer if layer is not None else listed[(2 * len(listed)) // 3]
+        self.layer = layer if layer is not None else filters_layer(self._adapter)
         self.size = size
         # Default steps honour the CNNVIZ_MAX_STEPS cap (notebooks in CI set it).
         self.steps = steps if steps is not None else default_steps()
@@ -268,9 +266,9 @@ class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
         self.progress_label.value = _("starting…")
 
         def work(job: Job) -> np.ndarray:
-            # Frames stream from step 8: bench/suite_teaching.py measured them selective (each
-            # image wins its own channel) within seconds, sooner and more so than a half-size
-            # preview (ascent.schedule.preview_then_full), which is therefore not used here.
+            # Frames stream every FRAME_EVERY steps: bench/suite_teaching.py finds the streamed
+            # page recognisable within seconds. A half-size preview run first was measured too
+            # and was later and less selective, so there is one schedule: this one.
             return filter_ascent(
                 self._adapter, layer, list(channels), size=size, steps=steps, tv=tv,
                 param=param, seed=self._seed, every=FRAME_EVERY, progress=False,
@@ -281,17 +279,11 @@ class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
         self._submit(work, self._finished, self._progress, on_error=self._failed)
 
     def _progress(self, job: Job, progress: tuple) -> None:
-        done, total, frames, *stage = progress
-        self._stage = stage[0] if stage else "full"
+        done, total, frames = progress
         with self.progress_bar.hold_sync():
             self.progress_bar.max = total
             self.progress_bar.value = done
-        if self._stage == "preview":
-            self.progress_label.value = _("quick preview: step {done} of {total}").format(
-                done=done, total=total
-            )
-        else:
-            self.progress_label.value = _("step {done} of {total}").format(done=done, total=total)
+        self.progress_label.value = _("step {done} of {total}").format(done=done, total=total)
         if frames is not None:
             self._draw(frames, final=False)
 
@@ -326,8 +318,7 @@ class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
         )
         rgb = render.number_tiles(rgb, layout)
         self._grid_layout = layout
-        preview = getattr(self, "_stage", "full") == "preview"
-        state = "" if final else _(" · quick preview…") if preview else _(" · forming…")
+        state = "" if final else _(" · forming…")
         caption = _(
             "<b>{layer}</b> · channels {first}–{last} · page {page} of {pages} · {size} px, "
             "{steps} steps{state}"

@@ -194,6 +194,28 @@ def start_layer(adapter: Any) -> str:
     return paths[first_conv]
 
 
+def filters_layer(adapter: Any) -> str:
+    """The layer the Filters tab opens on: the activation two thirds down the lesson list.
+
+    Deep enough that filter ascent draws patterns (textures, parts), not yet whole objects; the
+    first layers only give colours and stripes. An activation's output, not a block's residual
+    sum: a channel after ReLU is "how strongly this pattern is present", the reading a lesson
+    gives, and its response to the grey start is a baseline the ascent's gain is measured from
+    (``bench/suite_teaching.py``). Networks without activation layers use the whole list.
+    """
+    paths = list(adapter.layer_paths)
+    lesson = lesson_layers(adapter) if getattr(adapter, "built", True) else []
+    listed = lesson if lesson and len(lesson) < len(paths) else paths
+    if getattr(adapter, "built", True):
+        activated = [
+            path for path in listed
+            if adapter.layer_info(path).class_name in ACTIVATION_CLASSES
+            or _activation_of(_layer(adapter, path))
+        ]  # fmt: skip
+        listed = activated or listed
+    return listed[(2 * len(listed)) // 3]
+
+
 def strongest_channel(maps: np.ndarray) -> int:
     """The channel with the most spatial contrast (standard deviation), lowest index on ties.
 
