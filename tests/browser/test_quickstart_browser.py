@@ -8,7 +8,8 @@ a click on a grid tile). After every step it checks, in a cell typed at the end 
 that the kernel-side traits match, and that the picture shown in the page is byte for byte the
 PNG the kernel holds. It measures keydown → image latency on the channel slider, asserts a clean
 browser console, and (only when everything passed, and only with CNNVIZ_UPDATE_SCREENSHOT=1, so
-a test run leaves the tree clean) saves the README's ``docs/screenshot.png``.
+a test run leaves the tree clean) saves the README's ``docs/screenshot.png`` and the first view
+as the quick-start opens it, ``docs/first_view.png``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOK = "00_quickstart.ipynb"
 SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
+FIRST_VIEW = REPO_ROOT / "docs" / "first_view.png"
 
 # The standalone explorer; the Explorer cell at the end holds a second one in its first tab.
 EXPLORER = ".cnnviz-activation-explorer:not(.cnnviz-explorer .cnnviz-activation-explorer)"
@@ -47,7 +49,8 @@ CHANNEL_READOUT = f"{EXPLORER} .cnnviz-channel .widget-readout"
 MODE_BUTTON = f"{EXPLORER} .cnnviz-mode button"
 
 NEW_LAYER = "backbone/block3a_expand_activation"  # 144 channels, 75×113 for the cat
-FIRST_CHANNEL = 6  # the quick-start's first view: stem_activation's most contrasted channel
+START_LAYER = "backbone/stem_activation"  # the quick-start's first view …
+FIRST_CHANNEL = 6  # … on its most contrasted channel
 NEW_CMAP = "magma"
 TILE_INDEX = 10  # the grid tile clicked in step (e)
 LATENCY_PRESSES = 20
@@ -299,6 +302,19 @@ def test_quickstart_explorer_in_jupyterlab(lab_page: tuple[Any, ConsoleLog], lab
     assert ex.readout() == str(expected_channel + LATENCY_PRESSES)
     mark("latency")
 
+    # ---- (f) the first view again, as the quick-start opens it: a lesson, not channel 0 of a
+    # batch norm (issue 12). Its picture is docs/first_view.png.
+    src = ex.src()
+    nb.run_code(
+        f"ex.mode = 'channel'; ex.layer = {START_LAYER!r}; ex.channel = {FIRST_CHANNEL}; "
+        "ex.cmap = 'viridis'"
+    )
+    ex.wait_src_change(src)
+    ex.assert_in_sync(mode="channel", layer=START_LAYER, channel=FIRST_CHANNEL, cmap="viridis")
+    assert page.locator(LAYER_SELECT).input_value() == layer_label(START_LAYER)
+    first_view = explorer_cell.screenshot()
+    mark("(f) first view")
+
     # ---- a clean console
     unexpected, ignored = _unexpected_console_errors(console)
     for line in ignored:
@@ -310,5 +326,6 @@ def test_quickstart_explorer_in_jupyterlab(lab_page: tuple[Any, ConsoleLog], lab
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     if os.environ.get("CNNVIZ_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.write_bytes(screenshot)
+        FIRST_VIEW.write_bytes(first_view)
         print(f"screenshot: {SCREENSHOT} ({cell_box['width']:.0f}×{cell_box['height']:.0f} px)")
     print("timings (s from start):", json.dumps({k: round(v, 1) for k, v in timings.items()}))
