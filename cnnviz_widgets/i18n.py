@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import gettext
 import os
 import re
@@ -186,12 +187,49 @@ SHIPPED_FONT = FONT_DIR / "NotoSansSC-cnnviz-subset.otf"
 SHIPPED_FAMILY = "Noto Sans SC cnnviz subset"
 
 
+#: Words in the file names of CJK fonts (lower case): which files of the system's font folders
+#: are worth registering when matplotlib's font list knows none.
+CJK_FILE_HINTS = (
+    "cjk", "sourcehan", "wqy", "wenquanyi", "droidsansfallback", "sarasa", "msyh", "simhei",
+    "pingfang", "hiragino", "stheiti", "uming", "ukai", "notosanssc",
+)  # fmt: skip
+
+
 def cjk_font_family() -> str | None:
-    """The name of an installed CJK font family matplotlib can use, or None."""
+    """The name of an installed CJK font family matplotlib can use, or None.
+
+    Matplotlib lists fonts from a cache made when it first ran; a CJK font installed after that
+    (``apt-get install fonts-noto-cjk`` in a running Binder, say) is missing from it. So when
+    the list has none, the system's font folders are searched once for CJK font files, which
+    are registered before giving up.
+    """
     from matplotlib import font_manager
 
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((family for family in CJK_FAMILIES if family in installed), None)
+    found = next((family for family in CJK_FAMILIES if family in installed), None)
+    if found is None and _register_system_cjk_fonts():
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((family for family in CJK_FAMILIES if family in installed), None)
+    return found
+
+
+@functools.cache
+def _register_system_cjk_fonts() -> bool:
+    """Add the system's CJK font files to matplotlib's list (once); True if any was added."""
+    from matplotlib import font_manager
+
+    known = {font.fname for font in font_manager.fontManager.ttflist}
+    added = False
+    for path in font_manager.findSystemFonts():
+        name = Path(path).name.lower().replace("-", "").replace("_", "")
+        if path in known or not any(hint in name for hint in CJK_FILE_HINTS):
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError, ValueError):  # an unreadable file: skip it
+            continue
+        added = True
+    return added
 
 
 #: CJK radicals, punctuation, kana, ideographs and full-width forms (a regex character-class

@@ -18,6 +18,10 @@ environment's ``site-packages``. The kernels get ``CNNVIZ_MAX_STEPS=16``, a temp
 ``CNNVIZ_CACHE_DIR`` and ``CNNVIZ_ONLINE=0`` (this machine has no internet beyond its package
 mirror; the online cell of 04 must skip), as in ``test_notebooks.py`` (``notebook_runner.py``).
 
+``binder/apt.txt`` (Debian packages: the full CJK font) is not reproduced here, as it needs root
+and apt; where the font is missing, the Chinese notebooks draw with the font subset the package
+ships (``cnnviz_widgets.i18n``).
+
 No ``ipykernel`` is added by hand: mybinder's base image provides Jupyter and ``ipykernel``, and
 ``binder/requirements.txt`` pulls them in anyway (``jupyterlab`` requires ``ipykernel``), so the
 fresh environment must be able to run a kernel on what the binder files install. pip's cache is

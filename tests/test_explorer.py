@@ -77,3 +77,22 @@ def test_saved_notebook_shows_the_current_tab(explorer):
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert base64.b64decode(data["image/png"]) == render.encode_png(explorer.cam.static_rgb())
     np.testing.assert_array_equal(explorer.rgb, explorer.cam.rgb)
+
+
+def test_a_refused_image_leaves_nothing_behind(tiny_functional):
+    # The ImageError is the only thing the user sees: the half-built explorer is collected
+    # without an "Exception ignored in Widget.__del__" traceback.
+    import gc
+    import sys
+
+    from cnnviz_widgets.errors import ImageError
+
+    unraisable = []
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.raises(ImageError, match="image"):
+            Explorer(tiny_functional, [1, 2], cache=ActivationCache())
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert [str(u.exc_value) for u in unraisable] == []

@@ -61,12 +61,12 @@ class Explorer(ExplorerBase):
         preprocess: Preprocess | None = None,
         cache: ActivationCache | None = None,
     ) -> None:
+        # Set before anything can raise: a refused image still reaches close() (Widget.__del__).
+        self.activations = self.filters = self.cam = None
         self._adopt(model, preprocess=preprocess, cache=cache)
         self._image = image
         self._labels = labels
         self.activations = ActivationExplorer(self._adapter, image, cache=self._cache)
-        self.filters = None
-        self.cam = None
         self.summary = LayerSummary(self._adapter, self._open_layer)
         self._filters_box = widgets.VBox()
         self._cam_box = widgets.VBox()
