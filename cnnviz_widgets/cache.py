@@ -29,6 +29,7 @@ import cachetools
 import numpy as np
 
 from .errors import CnnVizError
+from .i18n import gettext_ as _
 
 __all__ = [
     "DEFAULT_BUDGET_BYTES",
@@ -67,7 +68,9 @@ class CacheStats:
 def _check_budget(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise CnnVizError(
-            f"max_bytes must be a whole number of bytes ≥ 0 (e.g. 512 * 2**20); got {value!r}."
+            _(
+                "max_bytes must be a whole number of bytes ≥ 0 (e.g. 512 * 2**20); got {value!r}."
+            ).format(value=value)
         )
     return int(value)
 
@@ -184,8 +187,10 @@ def _budget_from_environment() -> int:
         mib = -1
     if mib < 0:
         raise CnnVizError(
-            f"The environment variable {BUDGET_ENV}={raw!r} must be a whole number of MiB ≥ 0 "
-            f"(e.g. {BUDGET_ENV}=256)."
+            _(
+                "The environment variable {budget_env}={raw!r} must be a whole number of MiB ≥ 0 "
+                "(e.g. {budget_env}=256)."
+            ).format(budget_env=BUDGET_ENV, raw=raw)
         )
     return mib * 2**20
 
@@ -254,7 +259,7 @@ class ActivationCache:
         budget: MemoryBudget | None = None,
     ) -> None:
         if budget is not None and max_bytes is not None:
-            raise CnnVizError("Give an ActivationCache max_bytes or a budget, not both.")
+            raise CnnVizError(_("Give an ActivationCache max_bytes or a budget, not both."))
         if budget is None:
             budget = memory_budget() if max_bytes is None else MemoryBudget(max_bytes)
         self._budget = budget

@@ -96,6 +96,8 @@ def check_index(
     layer 'features' has 64 channels (0–63)."
     """
     index = check_int(value, what, error=error)
+    # Call sites pass ``things`` already translated; the plural of an English ``what`` is only
+    # a fallback for callers outside the package.
     things = things or f"{what}s"
     if index < 0 or (count is not None and index >= count):
         if count:
@@ -136,13 +138,18 @@ def check_choice(
         return value
     matches = close_matches(str(value).lower(), options) if isinstance(value, str) else []
     choices = ", ".join(repr(m) for m in options)
+    # TRANSLATORS: joins the suggested names: 'a' or 'b' or 'c'.
+    separator = _(" or ")
     if matches:
         message = _("Unknown {what} {value!r}. Did you mean {matches}? Choose one of {choices}.")
     else:
         message = _("Unknown {what} {value!r}. Choose one of {choices}.")
     raise error(
         message.format(
-            what=what, value=value, matches=" or ".join(repr(m) for m in matches), choices=choices
+            what=what,
+            value=value,
+            matches=separator.join(repr(m) for m in matches),
+            choices=choices,
         )
     )
 
@@ -151,14 +158,25 @@ def check_choice(
 # Messages built in one place, so that they are translated through the catalog (English is
 # the source text, byte-identical to what the tests assert).
 # ------------------------------------------------------------------------------------------
-def no_layer_message(layer: str, model_name: str, choices: list[str]) -> str:
-    """The message for a layer name the model does not have, with the closest names."""
+def no_layer_message(
+    layer: str, model_name: str, choices: list[str], *, spatial: bool = True
+) -> str:
+    """The message for a layer name the model does not have, with the closest names.
+
+    ``choices`` are the layers with feature maps (``spatial=True``) or all the model's layers;
+    the message says which it counted.
+    """
     matches = close_matches(layer, choices)
     hint = (
         _(" Did you mean: {matches}?").format(matches=", ".join(repr(m) for m in matches))
         if matches
         else ""
     )
+    if not spatial:
+        return _(
+            "No layer {layer!r} in model {model!r}.{hint} The model has {count} layers in all; "
+            "layer_paths(model) lists those with feature maps."
+        ).format(layer=layer, model=model_name, hint=hint, count=len(choices))
     return _(
         "No layer {layer!r} in model {model!r}.{hint} See layer_paths(model) for all {count} "
         "layers with feature maps."
@@ -172,3 +190,26 @@ def not_spatial_message(path: str, class_name: str, shape: Any, last: str) -> st
         "channels) feature map, so there is nothing to draw. Pick a convolutional layer, e.g. "
         "the last one: {last!r}."
     ).format(path=path, kind=class_name, shape=shape, last=last)
+
+
+def not_built_message(model_name: str) -> str:
+    """The message for a Sequential model whose layers have no shapes yet."""
+    return _(
+        "Sequential model {model!r} was never built, so its layers have no shapes yet. "
+        "Pass an image first (any call that takes one builds it), or call "
+        "model.build((None, height, width, channels))."
+    ).format(model=model_name)
+
+
+def layer_type_message(example: str, layer: Any) -> str:
+    """The message for a layer given as something other than its path."""
+    return _("A layer is named by its path (a str, e.g. {value!r}); got {kind}.").format(
+        value=example, kind=type(layer).__name__
+    )
+
+
+def ambiguous_layer_message(layer: str, tails: list[str]) -> str:
+    """The message for a bare layer name that several nested layers carry."""
+    return _("Layer name {layer!r} is ambiguous: {tails}. Use the full path.").format(
+        layer=layer, tails=tails
+    )

@@ -378,7 +378,11 @@ def _check_size(size: Any) -> tuple[int, int]:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ImageError(f"size must be (height, width) with two positive integers; got {size!r}")
+        raise ImageError(
+            _("size must be (height, width) with two positive integers; got {size!r}").format(
+                size=size
+            )
+        )
     return height, width
 
 
@@ -411,7 +415,9 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim not in (2, 3) or array.size == 0:
         raise ImageError(
-            f"resize_image expects a non-empty (H, W, C) or (H, W) array; got shape {array.shape}"
+            _(
+                "resize_image expects a non-empty (H, W, C) or (H, W) array; got shape {shape}"
+            ).format(shape=array.shape)
         )
     if array.shape[:2] == (height, width):
         return np.array(array, dtype=np.float32, order="C", copy=True)
@@ -454,12 +460,14 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
         Whenever the number of channels changes.
     """
     if channels not in (1, 3) or isinstance(channels, bool):
-        raise ImageError(f"channels must be 1 or 3; got {channels!r}")
+        raise ImageError(_("channels must be 1 or 3; got {channels!r}").format(channels=channels))
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] not in (1, 3):
         raise ImageError(
-            f"to_channels expects an (H, W, 1) or (H, W, 3) image; got shape {array.shape}. "
-            "Pass it through load_image first."
+            _(
+                "to_channels expects an (H, W, 1) or (H, W, 3) image; got shape {shape}. Pass it "
+                "through load_image first."
+            ).format(shape=array.shape)
         )
     have = array.shape[2]
     if have == channels:

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageError, close_matches
+from .i18n import gettext_ as _
 
 __all__ = ["sample_image", "sample_image_names"]
 
@@ -63,10 +64,14 @@ def sample_image(name: str) -> np.ndarray:
         if isinstance(name, str):
             matches = close_matches(name.lower(), _FILES)
             if matches:
-                hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?"
+                hint = _(" Did you mean {matches}?").format(
+                    matches=_(" or ").join(repr(m) for m in matches)
+                )
         raise ImageError(
-            f"Unknown sample image {name!r}.{hint} Available: {', '.join(_FILES)}. "
-            "For your own picture use load_image(path)."
+            _(
+                "Unknown sample image {name!r}.{hint} Available: {value}. For your own picture use "
+                "load_image(path)."
+            ).format(name=name, hint=hint, value=", ".join(_FILES))
         )
     photo = resources.files("cnnviz_widgets") / "data" / "photos" / filename
     with photo.open("rb") as file, Image.open(file) as picture:

@@ -25,6 +25,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+# Every tutorial also in Simplified Chinese (notebooks/zh/), executed and checked the same way.
+ZH_NOTEBOOKS = sorted(f"zh/{p.name}" for p in (NOTEBOOK_DIR / "zh").glob("*.ipynb"))
+ALL_NOTEBOOKS = NOTEBOOKS + ZH_NOTEBOOKS
 
 MAX_STEPS = 16
 CELL_TIMEOUT = 300  # seconds; the slowest cell (Score-CAM, filter ascent) takes ~10 s

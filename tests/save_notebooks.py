@@ -14,7 +14,8 @@ file. Each notebook is executed with nbclient exactly as ``tests/test_notebooks.
 Filter ascent runs ``CNNVIZ_SAVE_STEPS`` steps (64 by default) so the stored pictures are
 recognisable; the tests cap it at 16.
 
-Usage: ``python tests/save_notebooks.py [NAME.ipynb ...]`` (default: every notebook).
+Usage: ``python tests/save_notebooks.py [NAME.ipynb | zh/NAME.ipynb ...]`` (default: every
+notebook, English and Chinese).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from notebook_runner import (  # the tests directory is not a package: found on sys.path
+    ALL_NOTEBOOKS,
     NOTEBOOK_DIR,
-    NOTEBOOKS,
     REPO_ROOT,
     execute_notebook,
     jupyter_path,
@@ -86,7 +87,7 @@ def main(names: list[str]) -> int:
         spec["env"]["CNNVIZ_MAX_STEPS"] = os.environ["CNNVIZ_SAVE_STEPS"]
         spec_path.write_text(json.dumps(spec, indent=1))
         with jupyter_path(root):
-            for name in names or NOTEBOOKS:
+            for name in names or ALL_NOTEBOOKS:
                 nb, seconds = execute_notebook(NOTEBOOK_DIR / name, KERNEL_NAME, root)
                 nb.metadata["kernelspec"] = {
                     "name": "python3", "display_name": "Python 3", "language": "python",

@@ -216,3 +216,25 @@ def test_explorer_opens_a_drilled_channel_and_recreates_itself(tiny_functional, 
             again.close()
     finally:
         ex.close()
+
+
+def test_html_export_labels_the_readouts_through_the_catalog_and_rounds_them(cam, tmp_path):
+    from cnnviz_widgets import i18n
+
+    assert set(cam.readouts) == {"deletion", "deletion_random", "insertion", "insertion_random"}
+    values = {key: f"{value:.3f}" for key, value in cam.readouts.items()}
+    page = cam.export_html(tmp_path / "cam.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert [row for row in rows if "score" in row[0]] == [
+        ("deletion score", values["deletion"]),
+        ("deletion score (random map)", values["deletion_random"]),
+        ("insertion score", values["insertion"]),
+        ("insertion score (random map)", values["insertion_random"]),
+    ]
+    assert "<th>score</th><th>value</th>" in page
+    assert "deletion_random" not in page and repr(cam.readouts["deletion"]) not in page
+    with i18n.use_language("zh"):
+        page = cam.export_html(tmp_path / "cam_zh.html").read_text(encoding="utf-8")
+    assert f"<tr><td>删除得分</td><td>{values['deletion']}</td></tr>" in page
+    assert f"<tr><td>插入得分（随机图）</td><td>{values['insertion_random']}</td></tr>" in page
+    assert "可信度读数" in page

@@ -128,7 +128,7 @@ def test_bad_values_are_refused_in_the_widget(explorer):
     ):
         explorer.channel = 40
     assert "Channel 40 is out of range" in explorer.message.value
-    with pytest.raises(CnnVizError, match="steps must be at least 1; got 0"):
+    with pytest.raises(CnnVizError, match=r"^steps must be ≥ 1; got 0\. Use steps=None for the default"):
         explorer.steps = 0
     with pytest.raises(CnnVizError, match="page 5 is out of range"):
         explorer.page = 5

@@ -87,7 +87,7 @@ def test_error_messages_are_byte_identical_in_english_and_translated_in_chinese(
     i18n.set_language("zh")
     with pytest.raises(CnnVizError) as caught:
         check_index(70, 64, "通道", "层 'features'", things="通道")
-    assert str(caught.value) == "通道 70 超出范围：层 'features'共有 64 个通道（0–63）。"
+    assert str(caught.value) == "通道 70 超出范围（层 'features'：共 64 个通道，0–63）。"
     with pytest.raises(CnnVizError) as caught:
         check_int("3", "steps")
     assert str(caught.value) == "steps 必须是整数；收到的是 str 类型的 '3'。"
@@ -122,7 +122,7 @@ def test_activation_explorer_labels_captions_and_tooltips_in_chinese(tiny_functi
     assert ex.channel_slider.description == "通道"
     assert ex.cmap_dropdown.description == "配色"
     assert [label for label, _ in ex.mode_buttons.options] == ["通道", "网格", "求和"]
-    assert [ex.tabs.get_title(i) for i in range(3)] == ["视图", "细节", "模型概要"]
+    assert [ex.tabs.get_title(i) for i in range(3)] == ["视图", "详情", "模型概要"]
     assert ex.all_layers_box.description == "显示全部层"
     assert f"· 通道 {ex.channel} · 取值" in ex.caption.value
     assert ex.layer == "relu1" and ex.layer_dropdown.tooltip.startswith("ReLU：负值变为 0")
@@ -340,7 +340,10 @@ def test_cam_explorer_captions_readouts_drilldown_and_refusals_in_chinese(
 
         with pytest.raises(CnnVizError):
             cam.class_index = 99
-        assert cam.error == "class_index 99 超出范围：模型共有 5 个类别（0–4）。"
+        assert cam.error == (  # the words of grad_cam's own check, with its fix
+            "class_index 99 超出范围（模型：共 5 个类别，0–4）。请传入这个范围内的类别编号，"
+            "或者用 class_index=None 表示得分最高的类别（见 predict_top）。"
+        )
         texts.append(cam.message.value)
         with pytest.raises(CnnVizError):
             cam.alpha = 2
@@ -414,10 +417,12 @@ def test_filter_explorer_labels_captions_and_refusals_in_chinese(
         )
         with pytest.raises(CnnVizError):
             fx.steps = 0
-        assert fx.error == "steps 至少为 1；收到的是 0。想快速看一眼可以用 64，想看细节可以用 256。"
+        assert fx.error == (  # the words of optimize_image's own check
+            "steps 必须 ≥ 1；收到的是 0。用 steps=None 表示默认值（256），或者给一个正数，例如 128。"
+        )
         with pytest.raises(CnnVizError):
             fx.size = 4
-        assert fx.error == "size 至少为 8 像素；收到的是 4。可以试试 128。"
+        assert fx.error == "size 必须 ≥ 8 像素；收到的是 4。可以试试 size=128。"
 
         fx.show = "kernels"
         assert fx.caption.value == "<b>conv2</b> · 6 个 3×3×4 的卷积核 · 红色为正，蓝色为负"
@@ -532,7 +537,7 @@ def _error_cases(model, image) -> list[tuple]:
             lambda: grad_cam(model, image, 7, layer="conv2"),
             "class_index 7 is out of range: the model has 5 classes (0–4). Pass a class number in "
             "that range, or class_index=None for the top class (see predict_top).",
-            "class_index 7 超出范围：模型共有 5 个类别（0–4）。请传入这个范围内的类别编号，"
+            "class_index 7 超出范围（模型：共 5 个类别，0–4）。请传入这个范围内的类别编号，"
             "或者用 class_index=None 表示得分最高的类别（见 predict_top）。",
         ),
         (
@@ -550,7 +555,7 @@ def _error_cases(model, image) -> list[tuple]:
             "Unknown colormap 'virdis'. Did you mean: 'viridis', 'viridis_r', 'cividis', "
             "'cividis_r', 'prism'? Any matplotlib colormap name works, with '_r' for its reversed "
             "form.",
-            "未知的配色 'virdis'。 您是不是想用：'viridis', 'viridis_r', 'cividis', 'cividis_r', "
+            "未知的配色 'virdis'。您是不是想用：'viridis', 'viridis_r', 'cividis', 'cividis_r', "
             "'prism'？任何 matplotlib 配色名称都可以用，名称后加 '_r' 即为反转的配色。",
         ),
     ]

@@ -391,8 +391,12 @@ def test_page_out_of_range_message():
     assert str(info.value).startswith(
         "page 9 is out of range: this layer has 3 pages of 64 channels (0–2)"
     )
-    with pytest.raises(CnnVizError, match=r"page -1 is out of range: this layer has 1 page "):
+    with pytest.raises(CnnVizError) as info:
         page_channels(10, -1, 64)
+    assert str(info.value) == (
+        "page -1 is out of range: this layer has only 1 page (64 channels per page), so the page "
+        "must be 0."
+    )
     with pytest.raises(CnnVizError, match=r"^per_page must be ≥ 1; got 0\.$"):
         page_count(10, 0)
 
@@ -602,15 +606,16 @@ def test_image_grid_refuses_wrong_shapes_and_label_counts() -> None:
 
 def test_package_re_exports_each_submodule_name() -> None:
     import cnnviz_widgets.render as render
-    from cnnviz_widgets.render import color, kernels, labels, layout, png
+    from cnnviz_widgets.render import color, kernels, labels, layout, paging, png
 
-    for module in (color, layout, png, kernels, labels):
+    for module in (color, layout, paging, png, kernels, labels):
         for name in module.__all__:
             assert getattr(render, name) is getattr(module, name), (module.__name__, name)
             assert name in render.__all__
     assert sorted(render.__all__) == sorted(
-        {*color.__all__, *layout.__all__, *png.__all__, *kernels.__all__, *labels.__all__}
-    )
+        {*color.__all__, *layout.__all__, *paging.__all__, *png.__all__, *kernels.__all__,
+         *labels.__all__}
+    )  # fmt: skip
     assert render.PNG_SIGNATURE == PNG_SIGNATURE
 
 

@@ -86,7 +86,7 @@ class Objective:
     def __mul__(self, factor: float) -> Objective:
         if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)):
             return NotImplemented
-        number = check_number(factor, "An objective's scale factor")
+        number = check_number(factor, _("An objective's scale factor"))
         return Objective(_Term(t.weight * number, t.kind, t.layer, t.index) for t in self.terms)
 
     __rmul__ = __mul__
@@ -170,8 +170,11 @@ class Objective:
                 terms.append(t)
                 continue
             path = _spatial_layer(adapter, t.layer, t.kind)
-            owner = f"layer {path!r}"
-            check_index(t.index, adapter.layer_info(path).channels, "channel", owner)
+            owner = _("layer {path!r}").format(path=path)
+            check_index(
+                t.index, adapter.layer_info(path).channels, _("channel"), owner,
+                things=_("channels"),
+            )  # fmt: skip
             terms.append(_Term(t.weight, t.kind, path, t.index))
         return Objective(terms)
 
@@ -309,4 +312,5 @@ def _spatial_layer(adapter: ModelAdapter, layer: str | None, kind: str) -> str:
 def _check_class_index(adapter: ModelAdapter, index: int) -> None:
     outputs = [adapter.layer_info(p).output_shape for p in adapter.output_names]
     classes = outputs[0][-1] if len(outputs) == 1 and len(outputs[0]) == 1 else None
-    check_index(index, classes, "class", f"model {adapter.model.name!r}", things="classes")
+    owner = _("model {model!r}").format(model=adapter.model.name)
+    check_index(index, classes, _("class"), owner, things=_("classes"))

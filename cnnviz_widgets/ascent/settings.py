@@ -185,22 +185,21 @@ class Settings:
         if unknown:
             name = unknown[0]
             matches = close_matches(name, OPTIONS)
-            hint = f" Did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
-            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}.{hint}")
+            hint = (
+                _(" Did you mean {matches}?").format(
+                    matches=_(" or ").join(repr(m) for m in matches)
+                )
+                if matches
+                else ""
+            )
+            raise TypeError(
+                _("{caller}() got an unexpected keyword argument {name!r}.{hint}").format(
+                    caller=caller, name=name, hint=hint
+                )
+            )
         o = {**OPTIONS, **options}
-        size = check_int(o["size"], "size")
-        if size < 8:
-            raise CnnVizError(
-                _("size must be ≥ 8 pixels; got {size}. Try size=128.").format(size=size)
-            )
-        steps = default_steps() if o["steps"] is None else check_int(o["steps"], "steps")
-        if steps < 1:
-            raise CnnVizError(
-                _(
-                    "steps must be ≥ 1; got {steps}. Use steps=None for the default "
-                    "({default}) or a positive number such as 128."
-                ).format(steps=steps, default=DEFAULT_STEPS)
-            )
+        size = check_size(o["size"])
+        steps = default_steps() if o["steps"] is None else check_steps(o["steps"])
         param = check_choice(o["param"], PARAMS, "param")
         jitter = (
             max(1, round(size / 16)) if o["jitter"] is None else check_int(o["jitter"], "jitter")
@@ -242,6 +241,27 @@ class Settings:
             for f in dataclasses.fields(self)
             if f.name not in _NOT_IN_RESULT
         )
+
+
+def check_size(size: Any) -> int:
+    """``size`` (pixels of the optimised image) as an int ≥ 8; the filter explorer uses it too."""
+    size = check_int(size, "size")
+    if size < 8:
+        raise CnnVizError(_("size must be ≥ 8 pixels; got {size}. Try size=128.").format(size=size))
+    return size
+
+
+def check_steps(steps: Any) -> int:
+    """``steps`` (optimisation steps) as an int ≥ 1; the filter explorer uses it too."""
+    steps = check_int(steps, "steps")
+    if steps < 1:
+        raise CnnVizError(
+            _(
+                "steps must be ≥ 1; got {steps}. Use steps=None for the default "
+                "({default}) or a positive number such as 128."
+            ).format(steps=steps, default=DEFAULT_STEPS)
+        )
+    return steps
 
 
 def _zoom_range(scale: Any) -> tuple[float, float]:

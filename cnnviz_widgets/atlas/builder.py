@@ -27,6 +27,7 @@ import numpy as np
 
 from ..engine.adapter import Preprocess, adapter_for
 from ..errors import CnnVizError, check_positive
+from ..i18n import gettext_ as _
 from ..progress import Cancel, bar, check
 from . import store as stores
 from .reader import Atlas
@@ -156,11 +157,17 @@ def build(
     clock.lap("map")
     status = stores.image_status(root)
     if status.size == 0:
-        raise CnnVizError(f"The image source ({source.description}) is empty: no images to read.")
+        raise CnnVizError(
+            _("The image source ({description}) is empty: no images to read.").format(
+                description=source.description
+            )
+        )
     if not status.any():
         raise CnnVizError(
-            f"None of the {status.size} images of {source.description} could be read or used "
-            "(broken files, NaN values, or images too small for the model)."
+            _(
+                "None of the {status_size} images of {description} could be read or used (broken "
+                "files, NaN values, or images too small for the model)."
+            ).format(status_size=status.size, description=source.description)
         )
     top, moments = runner.compute(_reduction(url, batches))
     clock.lap("reduce")
@@ -204,15 +211,17 @@ def _choose_layers(adapter: Any, layers: Sequence[str] | None) -> tuple[tuple, t
         paths = [i.path for i in infos if i.class_name in CONV_CLASSES]
         if not paths:
             raise CnnVizError(
-                f"Model {adapter.model.name!r} has no convolution layer; name the layers to "
-                "keep with layers=[...] (see layer_paths(model))."
+                _(
+                    "Model {model!r} has no convolution layer; name the layers to keep with "
+                    "layers=[...] (see layer_paths(model))."
+                ).format(model=adapter.model.name)
             )
     else:
         if isinstance(layers, str):
             layers = [layers]
         paths = list(dict.fromkeys(adapter.resolve_layer(layer) for layer in layers))
         if not paths:
-            raise CnnVizError("layers is empty: name at least one layer, or pass None.")
+            raise CnnVizError(_("layers is empty: name at least one layer, or pass None."))
     channels = tuple(int(adapter.layer_info(p).channels) for p in paths)
     return tuple(paths), channels
 

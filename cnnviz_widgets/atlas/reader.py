@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CnnVizError, LayerError, check_index, close_matches
+from ..i18n import gettext_ as _
 from . import store as stores
 
 __all__ = ["Atlas", "Record", "open_atlas"]
@@ -69,14 +70,20 @@ class Atlas:
         try:
             self._root = stores.open_group(self.store, mode="r")
         except Exception as exc:
-            raise CnnVizError(f"No atlas store at {self.store!r} ({exc}).") from exc
+            raise CnnVizError(
+                _("No atlas store at {store!r} ({exc}).").format(store=self.store, exc=exc)
+            ) from exc
         attrs = dict(self._root.attrs)
         if attrs.get("cnnviz_atlas") is None:
-            raise CnnVizError(f"{self.store!r} is a Zarr store but not an atlas.")
+            raise CnnVizError(
+                _("{store!r} is a Zarr store but not an atlas.").format(store=self.store)
+            )
         if not attrs.get("complete"):
             raise CnnVizError(
-                f"The atlas at {self.store!r} is not finished: run cnnviz_widgets.atlas.build "
-                "again with the same arguments to continue it."
+                _(
+                    "The atlas at {store!r} is not finished: run cnnviz_widgets.atlas.build again "
+                    "with the same arguments to continue it."
+                ).format(store=self.store)
             )
         self._attrs = attrs
         self._layers = {entry["path"]: entry for entry in attrs["layers"]}
@@ -159,7 +166,9 @@ class Atlas:
         """The crops of the channel's top images, uint8 (n, h, w, channels), best first."""
         group, channel = self._channel(layer, channel)
         if "crops" not in group:
-            raise CnnVizError("This atlas has no crops (its images came from a one-shot iterator).")
+            raise CnnVizError(
+                _("This atlas has no crops (its images came from a one-shot iterator).")
+            )
         valid = int((group["index"][channel] >= 0).sum())
         return np.asarray(group["crops"][channel])[:valid]
 
@@ -193,10 +202,16 @@ class Atlas:
         if len(tails) == 1:
             return tails[0]
         matches = close_matches(str(layer), self._layers)
-        hint = f" Did you mean: {', '.join(repr(m) for m in matches)}?" if matches else ""
+        hint = (
+            _(" Did you mean: {matches}?").format(matches=", ".join(repr(m) for m in matches))
+            if matches
+            else ""
+        )
         raise LayerError(
-            f"The atlas has no layer {layer!r}.{hint} It holds {len(self._layers)} layers: "
-            "see atlas.layers."
+            _(
+                "The atlas has no layer {layer!r}.{hint} It holds {n_layers} layers: see "
+                "atlas.layers."
+            ).format(layer=layer, hint=hint, n_layers=len(self._layers))
         )
 
     def _entry(self, layer: str) -> dict[str, Any]:
@@ -208,7 +223,10 @@ class Atlas:
     def _channel(self, layer: str, channel: int) -> tuple[Any, int]:
         path = self.resolve(layer)
         count = int(self._layers[path]["channels"])
-        channel = check_index(channel, count, "channel", f"layer {path!r}")
+        channel = check_index(
+            channel, count, _("channel"), _("layer {path!r}").format(path=path),
+            things=_("channels"),
+        )  # fmt: skip
         return self._group(path), channel
 
 

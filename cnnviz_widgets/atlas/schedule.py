@@ -19,6 +19,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..i18n import gettext_ as _
 from ..progress import check
 from .store import atlas_dependency
 
@@ -95,7 +96,7 @@ class DistributedRunner:
             pending.add(self.client.submit(fn, self.spec, *args, pure=False, retries=RETRIES))
             return True
 
-        for _ in range(self.window):
+        for _slot in range(self.window):
             if not submit_next():
                 break
         try:
@@ -126,7 +127,8 @@ def runner_for(client: Any, spec: Any) -> LocalRunner | DistributedRunner:
         from ..errors import CnnVizError
 
         raise CnnVizError(
-            f"client must be a distributed.Client (or None for local threads); got "
-            f"{type(client).__name__}."
+            _(
+                "client must be a distributed.Client (or None for local threads); got {kind}."
+            ).format(kind=type(client).__name__)
         )
     return DistributedRunner(client, spec)

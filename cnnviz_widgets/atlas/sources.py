@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CnnVizError, ImageError
+from ..i18n import gettext_ as _
 
 __all__ = ["IMAGE_SUFFIXES", "Batch", "Source", "as_source", "load_item"]
 
@@ -111,7 +112,7 @@ class Source:
 
     def first_item(self) -> Any:
         """The first image's item (a never-built Sequential model is built for its size)."""
-        for _, item in self.select([0]):
+        for _index, item in self.select([0]):
             return item
         raise _empty(self.description)
 
@@ -125,7 +126,11 @@ def _length_of(paths: Sequence[str] | None, array: Any) -> int | None:
 
 
 def _empty(description: str) -> CnnVizError:
-    return CnnVizError(f"The image source ({description}) is empty: there are no images to read.")
+    return CnnVizError(
+        _("The image source ({description}) is empty: there are no images to read.").format(
+            description=description
+        )
+    )
 
 
 def _images_of(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -169,7 +174,7 @@ def as_source(images: Any) -> Source:
     if isinstance(images, (str, os.PathLike)):
         folder = Path(images)
         if not folder.exists():
-            raise ImageError(f"No such folder or file: {str(folder)!r}.")
+            raise ImageError(_("No such folder or file: {folder!r}.").format(folder=str(folder)))
         if folder.is_file():
             return _checked(Source(f"file {folder}", paths=[str(folder)]))
         files = sorted(
@@ -177,14 +182,19 @@ def as_source(images: Any) -> Source:
         )
         if not files:
             raise CnnVizError(
-                f"The folder {str(folder)!r} holds no image file (looked for "
-                f"{', '.join(IMAGE_SUFFIXES)}, in sub-folders too)."
+                _(
+                    "The folder {folder!r} holds no image file (looked for {value}, in sub-folders "
+                    "too)."
+                ).format(folder=str(folder), value=", ".join(IMAGE_SUFFIXES))
             )
         return Source(f"folder {folder} ({len(files)} files)", paths=files)
     if isinstance(images, np.ndarray):
         if images.ndim not in (3, 4):
             raise ImageError(
-                f"An array of images must be (N, H, W, C) or (N, H, W); got shape {images.shape}."
+                _(
+                    "An array of images must be (N, H, W, C) or (N, H, W); got shape "
+                    "{images_shape}."
+                ).format(images_shape=images.shape)
             )
         return _checked(Source(f"array {images.shape} {images.dtype}", array=images))
     if isinstance(images, (list, tuple)):
@@ -195,8 +205,10 @@ def as_source(images: Any) -> Source:
         return Source(f"images from {getattr(images, '__name__', 'a function')}", iterable=images)
     if not hasattr(images, "__iter__"):
         raise ImageError(
-            f"Cannot read images from an object of type {type(images).__name__}: pass a folder, "
-            "a list of paths, an array (N, H, W, C) or an iterable of images."
+            _(
+                "Cannot read images from an object of type {kind}: pass a folder, a list of paths, "
+                "an array (N, H, W, C) or an iterable of images."
+            ).format(kind=type(images).__name__)
         )
     one_shot = iter(images) is images  # a generator or iterator: it can be read only once
     return Source(

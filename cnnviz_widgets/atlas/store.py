@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CnnVizError
+from ..i18n import gettext_ as _
 
 __all__ = ["FORMAT", "create_or_resume", "open_group", "write_part"]
 
@@ -52,8 +53,10 @@ def atlas_dependency() -> Any:
         yield
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CnnVizError(
-            "The atlas needs Dask and Zarr: pip install 'cnnviz_widgets[atlas]' "
-            "(dask[array], distributed, zarr)."
+            _(
+                "The atlas needs Dask and Zarr: pip install 'cnnviz_widgets[atlas]' (dask[array], "
+                "distributed, zarr)."
+            )
         ) from exc
 
 
@@ -108,17 +111,21 @@ def create_or_resume(
             attrs = {}
         if attrs.get("cnnviz_atlas") is None:
             raise CnnVizError(
-                f"{url!r} exists and is not an atlas store. Choose another store path, or pass "
-                "overwrite=True to replace it."
+                _(
+                    "{url!r} exists and is not an atlas store. Choose another store path, or pass "
+                    "overwrite=True to replace it."
+                ).format(url=url)
             )
         old = attrs.get("params", {})
         changed = sorted(key for key in set(old) | set(params) if old.get(key) != params.get(key))
         if changed:
             detail = "; ".join(f"{key}: {old.get(key)!r} → {params.get(key)!r}" for key in changed)
             raise CnnVizError(
-                f"The atlas store {url!r} was built with other parameters ({detail}). A rerun "
-                "continues a build only with the same model, images and settings. Use another "
-                "store path, or pass overwrite=True to start again."
+                _(
+                    "The atlas store {url!r} was built with other parameters ({detail}). A rerun "
+                    "continues a build only with the same model, images and settings. Use another "
+                    "store path, or pass overwrite=True to start again."
+                ).format(url=url, detail=detail)
             )
         root = zarr.open_group(url, mode="a")
         if not attrs.get("complete") and "parts" not in root:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CnnVizError, ImageConversionWarning, ModelError
+from ..i18n import gettext_ as _
 from .reduce import Moments, Top, top_of_batch
 from .sources import Batch, load_item
 
@@ -73,8 +74,10 @@ class ModelSpec:
     def __getstate__(self) -> dict[str, Any]:
         if not self.built:
             raise ModelError(
-                f"Model {self.name!r} was never built, so it cannot be sent to workers; "
-                "call model.build((None, height, width, channels)) first."
+                _(
+                    "Model {name!r} was never built, so it cannot be sent to workers; call "
+                    "model.build((None, height, width, channels)) first."
+                ).format(name=self.name)
             )
         state = dict(self.__dict__)
         state["_adapter"] = None  # the live model stays in the user's process

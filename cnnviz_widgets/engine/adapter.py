@@ -19,7 +19,8 @@ from typing import Any
 import cachetools
 import numpy as np
 
-from ..errors import LayerError, ModelError, no_layer_message, not_spatial_message
+from .. import errors
+from ..errors import LayerError, ModelError
 from ..images import PreparedImage, load_image, resize_image, to_channels
 from . import heads
 from .backend import compile, tensorflow, trace_count
@@ -140,11 +141,7 @@ class ModelAdapter:
 
     def _require_built(self) -> None:
         if self._steps is None:
-            raise ModelError(
-                f"Sequential model {self.model.name!r} was never built, so its layers have no "
-                "shapes yet. Pass an image first (any call that takes one builds it), or call "
-                "model.build((None, height, width, channels))."
-            )
+            raise ModelError(errors.not_built_message(self.model.name))
 
     def layer_info(self, layer: str) -> LayerInfo:
         """The :class:`LayerInfo` of ``layer`` (a path or an unambiguous layer name)."""
@@ -158,24 +155,25 @@ class ModelAdapter:
         """
         self._require_built()
         if not isinstance(layer, str):
-            raise LayerError(
-                f"A layer is named by its path (a str, e.g. {self.layer_paths[-1]!r}); "
-                f"got {type(layer).__name__}."
-            )
+            raise LayerError(errors.layer_type_message(self.layer_paths[-1], layer))
         path = layer if layer in self._by_path else None
         if path is None:
             tails = [p for p in self._by_path if p.rsplit("/", 1)[-1] == layer]
             if len(tails) == 1:
                 path = tails[0]
             elif len(tails) > 1:
-                raise LayerError(f"Layer name {layer!r} is ambiguous: {tails}. Use the full path.")
+                raise LayerError(errors.ambiguous_layer_message(layer, tails))
         choices = self.layer_paths if spatial else list(self._by_path)
         if path is None:
-            raise LayerError(no_layer_message(layer, self.model.name, choices))
+            raise LayerError(
+                errors.no_layer_message(layer, self.model.name, choices, spatial=spatial)
+            )
         info = self._by_path[path]
         if spatial and not info.spatial:
             last = self.layer_paths[-1]
-            raise LayerError(not_spatial_message(path, info.class_name, info.output_shape, last))
+            raise LayerError(
+                errors.not_spatial_message(path, info.class_name, info.output_shape, last)
+            )
         return path
 
     # ------------------------------------------------------------------ images

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ModelError
+from ..i18n import gettext_ as _
 
 __all__ = [
     "WarmFunction",
@@ -80,9 +81,11 @@ def tensorflow() -> Any:
             import tensorflow as tf
     except ModuleNotFoundError as exc:
         raise ModelError(
-            "cnnviz_widgets runs models with TensorFlow, which is not installed. Install it with "
-            "`pip install cnnviz_widgets[cpu]` (tensorflow-cpu) or `pip install "
-            "cnnviz_widgets[tensorflow]`, or keep the TensorFlow you already have."
+            _(
+                "cnnviz_widgets runs models with TensorFlow, which is not installed. Install it "
+                "with `pip install cnnviz_widgets[cpu]` (tensorflow-cpu) or `pip install "
+                "cnnviz_widgets[tensorflow]`, or keep the TensorFlow you already have."
+            )
         ) from exc
     return tf
 
@@ -92,9 +95,11 @@ def keras() -> Any:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend != "tensorflow":
         raise ModelError(
-            f"KERAS_BACKEND is {backend!r}; cnnviz_widgets needs Keras' TensorFlow backend. Set "
-            "os.environ['KERAS_BACKEND'] = 'tensorflow' before Keras is first imported (restart "
-            "the kernel if it already was)."
+            _(
+                "KERAS_BACKEND is {backend!r}; cnnviz_widgets needs Keras' TensorFlow backend. Set "
+                "os.environ['KERAS_BACKEND'] = 'tensorflow' before Keras is first imported "
+                "(restart the kernel if it already was)."
+            ).format(backend=backend)
         )
     tensorflow()
     if "keras" in sys.modules:
@@ -105,8 +110,10 @@ def keras() -> Any:
 
     if keras_module.backend.backend() != "tensorflow":
         raise ModelError(
-            f"Keras runs on the {keras_module.backend.backend()!r} backend; cnnviz_widgets needs "
-            "'tensorflow'. Set KERAS_BACKEND=tensorflow before importing Keras and restart."
+            _(
+                "Keras runs on the {value!r} backend; cnnviz_widgets needs 'tensorflow'. Set "
+                "KERAS_BACKEND=tensorflow before importing Keras and restart."
+            ).format(value=keras_module.backend.backend())
         )
     return keras_module
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..i18n import gettext_ as _
 
 __all__ = [
     "Alias",
@@ -259,8 +260,14 @@ def flatten(
             if inner is not None:
                 if len(inner.inputs) != len(node.input_tensors):
                     raise ModelError(
-                        f"Nested model {path!r} is called with {len(node.input_tensors)} "
-                        f"tensors but has {len(inner.inputs)} inputs; not supported yet."
+                        _(
+                            "Nested model {path!r} is called with {n_input_tensors} tensors but "
+                            "has {n_inputs} inputs; not supported yet."
+                        ).format(
+                            path=path,
+                            n_input_tensors=len(node.input_tensors),
+                            n_inputs=len(inner.inputs),
+                        )
                     )
                 inner_scope = path + "/"
                 steps.append(
@@ -318,7 +325,7 @@ def producer(steps: Sequence[LayerCall | Alias], ref: Ref) -> LayerCall:
                 ref = step.input_ids[step.output_ids.index(ref)]
                 continue
             return step
-    raise ModelError("No layer of the model computes that output.")
+    raise ModelError(_("No layer of the model computes that output."))
 
 
 def check_is_keras_model(model: Any) -> None:
@@ -331,14 +338,18 @@ def check_is_keras_model(model: Any) -> None:
         kind = type(model).__module__ + "." + type(model).__qualname__
         hint = ""
         if "torch" in kind:
-            hint = " PyTorch modules are not supported; cnnviz_widgets works with Keras 3 models."
+            hint = _(
+                " PyTorch modules are not supported; cnnviz_widgets works with Keras 3 models."
+            )
         elif "tf_keras" in kind or "tensorflow.python.keras" in kind:
-            hint = (
+            hint = _(
                 " This looks like a legacy tf.keras (Keras 2) model; save it to .h5 and load it "
                 "with Keras 3's keras.models.load_model."
             )
         raise ModelError(
-            f"Expected a Keras 3 model (keras.Model, keras.Sequential); got {kind}.{hint}"
+            _("Expected a Keras 3 model (keras.Model, keras.Sequential); got {kind}.{hint}").format(
+                kind=kind, hint=hint
+            )
         )
 
 
@@ -372,15 +383,19 @@ def read_model(model: Any, image_shape: tuple[int, ...] | None = None) -> ModelG
         graph = _sequential_graph(model, image_shape)
     if graph is None:
         raise ModelError(
-            f"{type(model).__name__} {model.name!r} is a subclassed Keras model: it has no "
-            "layer graph to read intermediate outputs from. Rebuild it as a functional model "
-            "(x = keras.Input(shape); y = layer(x) ...; keras.Model(x, y)) or a "
-            "keras.Sequential, reusing the same layer objects, and pass that."
+            _(
+                "{kind} {name!r} is a subclassed Keras model: it has no layer graph to read "
+                "intermediate outputs from. Rebuild it as a functional model (x = "
+                "keras.Input(shape); y = layer(x) ...; keras.Model(x, y)) or a keras.Sequential, "
+                "reusing the same layer objects, and pass that."
+            ).format(kind=type(model).__name__, name=model.name)
         )
     if len(graph.inputs) != 1:
         raise ModelError(
-            f"Model {model.name!r} has {len(graph.inputs)} inputs; models with several inputs "
-            "are not supported yet. Wrap the image branch in a model of its own and pass that."
+            _(
+                "Model {name!r} has {n_inputs} inputs; models with several inputs are not "
+                "supported yet. Wrap the image branch in a model of its own and pass that."
+            ).format(name=model.name, n_inputs=len(graph.inputs))
         )
     shape = tuple(graph.inputs[0].shape)
     if len(shape) != 4:
@@ -409,9 +424,11 @@ def _sequential_graph(model: Any, image_shape: tuple[int, ...]) -> Any:
         return keras.Model(inputs, x, name=model.name)
     except Exception as exc:  # Keras raises ValueError/TypeError here
         raise ModelError(
-            f"Could not build the Sequential model {model.name!r} for images of shape "
-            f"{tuple(image_shape)}: {exc}. Give it an input shape, e.g. "
-            "keras.Input(shape=(224, 224, 3)) as its first layer."
+            _(
+                "Could not build the Sequential model {name!r} for images of shape {image_shape}: "
+                "{exc}. Give it an input shape, e.g. keras.Input(shape=(224, 224, 3)) as its first "
+                "layer."
+            ).format(name=model.name, image_shape=tuple(image_shape), exc=exc)
         ) from exc
 
 
@@ -443,10 +460,12 @@ def _refuse_channels_first(model: Any, steps: Sequence[LayerCall | Alias]) -> No
         if isinstance(step, LayerCall):
             if getattr(step.operation, "data_format", None) == "channels_first":
                 raise ModelError(
-                    f"Model {model.name!r} uses data_format='channels_first' (layer "
-                    f"{step.info.path!r}): its feature maps are (channels, height, width). "
-                    "cnnviz_widgets reads channels-last models, Keras' default. Rebuild the "
-                    "model with data_format='channels_last' and copy the weights over "
-                    "(new.set_weights(old.get_weights()) for the same layers), or set "
-                    "keras.config.set_image_data_format('channels_last') before building it."
+                    _(
+                        "Model {name!r} uses data_format='channels_first' (layer {path!r}): its "
+                        "feature maps are (channels, height, width). cnnviz_widgets reads "
+                        "channels-last models, Keras' default. Rebuild the model with "
+                        "data_format='channels_last' and copy the weights over "
+                        "(new.set_weights(old.get_weights()) for the same layers), or set "
+                        "keras.config.set_image_data_format('channels_last') before building it."
+                    ).format(name=model.name, path=step.info.path)
                 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelError
+from ..i18n import gettext_ as _
 from .graph import (
     Alias,
     LayerCall,
@@ -86,21 +87,27 @@ def _output_index(
         if len(names) > 1:
             listed = ", ".join(f"{i}: {n!r} {shapes[i]}" for i, n in enumerate(names))
             raise ModelError(
-                f"Model {model_name!r} has {len(names)} outputs ({listed}). Choose "
-                "the class scores with output=<index or name>."
+                _(
+                    "Model {model_name!r} has {n_names} outputs ({listed}). Choose the class "
+                    "scores with output=<index or name>."
+                ).format(model_name=model_name, n_names=len(names), listed=listed)
             )
         return 0
     if isinstance(output, str):
         matches = [i for i, n in enumerate(names) if output in (n, n.rsplit("/", 1)[-1])]
         if not matches:
             raise ModelError(
-                f"No output {output!r}; the model's outputs are {names} (or use an index)."
+                _(
+                    "No output {output!r}; the model's outputs are {names} (or use an index)."
+                ).format(output=output, names=names)
             )
         return matches[0]
     if not 0 <= int(output) < len(names):
         raise ModelError(
-            f"output={output} is out of range: model {model_name!r} has "
-            f"{len(names)} output(s), 0–{len(names) - 1}."
+            _(
+                "output={output} is out of range: model {model_name!r} has {n_names} output(s), "
+                "0–{last}."
+            ).format(output=output, model_name=model_name, n_names=len(names), last=len(names) - 1)
         )
     return int(output)
 
@@ -135,9 +142,11 @@ def find_head(
     shape = shape_without_batch(tensor)
     if vector and len(shape) != 1:
         raise ModelError(
-            f"Output {names[index]!r} has shape {shape}, not a vector of class scores "
-            "(batch, classes), so there is no class to explain. Class views need a "
-            "classifier head; pass output=<index> if another output is the classifier."
+            _(
+                "Output {value!r} has shape {shape}, not a vector of class scores (batch, "
+                "classes), so there is no class to explain. Class views need a classifier head; "
+                "pass output=<index> if another output is the classifier."
+            ).format(value=names[index], shape=shape)
         )
     activation = activation_name(step.operation)
     replacement: Replacement | None = None

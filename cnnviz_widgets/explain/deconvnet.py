@@ -14,6 +14,7 @@ import numpy as np
 from ..engine.adapter import ModelAdapter, Preprocess
 from ..engine.backend import compile, tensorflow
 from ..errors import check_choice, check_index
+from ..i18n import gettext_ as _
 from .relu_rules import deconvnet_relu
 from .targets import KEY, adapter_of, to_size
 
@@ -112,12 +113,14 @@ def deconvnet(
     >>> projection = deconvnet(model, cat, "block3a_expand_activation", 5)  # doctest: +SKIP
     >>> picture = normalize_signed(projection)  # (300, 451, 3) in [0, 1], 0 → 0.5 gray
     """
-    keep = check_choice(keep, DECONVNET_KEEP, "deconvnet keep")
+    keep = check_choice(keep, DECONVNET_KEEP, _("deconvnet keep"))
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
     path = adapter.resolve_layer(layer)
     channels = adapter.layer_info(path).channels
-    channel = check_index(channel, channels, "channel", f"layer {path!r}")
+    channel = check_index(
+        channel, channels, _("channel"), _("layer {path!r}").format(path=path), things=_("channels")
+    )
     function = adapter.traced((KEY, "deconvnet", path, keep), lambda: _build(adapter, path, keep))
     projection = function(adapter.model_input(prepared), channel)[0].numpy()
     return np.ascontiguousarray(to_size(projection, prepared.size), np.float32)

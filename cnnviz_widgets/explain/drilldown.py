@@ -22,6 +22,7 @@ import numpy as np
 from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter, Preprocess
 from ..errors import CnnVizError, check_index, check_number, check_positive
+from ..i18n import gettext_ as _
 from ..images import PreparedImage
 from .gradients import layer_gradients
 from .targets import Target, adapter_of, cam_layer, class_head, class_number
@@ -68,12 +69,17 @@ def image_cell(
         ``point y 300 is out of range: the image has 300 rows (0–299).``
     """
     if isinstance(point, (str, bytes)) or not hasattr(point, "__len__") or len(point) != 2:
-        raise CnnVizError(f"point must be (y, x), two numbers in image pixels; got {point!r}.")
+        raise CnnVizError(
+            _("point must be (y, x), two numbers in image pixels; got {point!r}.").format(
+                point=point
+            )
+        )
     (height, width), (rows, columns) = image_size, map_size
     y, x = (
-        check_index(math.floor(check_number(value, what)), count, what, "the image", things=things)
-        for value, count, what, things in ((point[0], height, "point y", "rows"),
-                                           (point[1], width, "point x", "columns"))
+        check_index(math.floor(check_number(value, what)), count, what, _("the image"),
+                    things=things)
+        for value, count, what, things in ((point[0], height, _("point y"), _("rows")),
+                                           (point[1], width, _("point x"), _("columns")))
     )  # fmt: skip
     return min(rows - 1, y * rows // height), min(columns - 1, x * columns // width)
 

@@ -21,6 +21,7 @@ from .. import render
 from ..engine.adapter import Preprocess
 from ..errors import CnnVizError, ImageError, check_choice, check_positive
 from ..export import Section, html_page, write_file
+from ..i18n import gettext_ as _
 from ..images import load_image, resize_image
 from ..progress import Cancel, bar, check
 from . import registry
@@ -189,8 +190,8 @@ def compare_methods(
     known = _method_names()
     names = [m.name for m in registry.methods("cam")] if methods is None else list(methods)
     if not names:
-        raise CnnVizError("methods is empty; name at least one method, e.g. ['gradcam'].")
-    names = [check_choice(m, known, "attribution method") for m in names]
+        raise CnnVizError(_("methods is empty; name at least one method, e.g. ['gradcam']."))
+    names = [check_choice(m, known, _("attribution method")) for m in names]
     adapter = adapter_of(model, preprocess)
     photo = load_image(image)
     prepared = adapter.prepare(photo)
@@ -221,8 +222,10 @@ def gallery_images(images: Any = None) -> list[tuple[str, Any]]:
         files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ImageError(
-                f"Folder {images} has no pictures ({', '.join(IMAGE_SUFFIXES)}); pass another "
-                "folder, a list of images, or None for the bundled photos."
+                _(
+                    "Folder {images} has no pictures ({value}); pass another folder, a list of "
+                    "images, or None for the bundled photos."
+                ).format(images=images, value=", ".join(IMAGE_SUFFIXES))
             )
         return [(p.name, p) for p in files]
     if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
@@ -235,7 +238,9 @@ def gallery_images(images: Any = None) -> list[tuple[str, Any]]:
             named = isinstance(item, (str, os.PathLike))
             pairs.append((Path(item).name if named else f"image {n}", item))
     if not pairs:
-        raise ImageError("images is empty; pass pictures, a folder, or None for the bundled ones.")
+        raise ImageError(
+            _("images is empty; pass pictures, a folder, or None for the bundled ones.")
+        )
     return pairs
 
 
@@ -274,7 +279,7 @@ def compare_images(
     Gallery
         Tiles :data:`TILE_HEIGHT` px high in the order of ``images``.
     """
-    method = check_choice(method, _method_names(), "attribution method")
+    method = check_choice(method, _method_names(), _("attribution method"))
     columns = check_positive(columns, "columns")
     adapter = adapter_of(model, preprocess)
     head = class_head(adapter, output)

@@ -10,6 +10,7 @@ import numpy as np
 from ..engine.adapter import Preprocess
 from ..engine.backend import compile
 from ..errors import CnnVizError, check_int
+from ..i18n import gettext_ as _
 from .targets import KEY, Head, adapter_of, class_head, probabilities
 
 __all__ = ["class_labels", "predict_top"]
@@ -72,7 +73,11 @@ def predict_top(
     k = min(5, n or 5) if k is None else check_int(k, "k")
     # k counts classes (1 … n), it is no index: check_index's 0 … n−1 would misstate the range.
     if n is not None and not 1 <= k <= n:
-        raise CnnVizError(f"k={k} is out of range: the model has {n} classes, so k must be 1–{n}.")
+        raise CnnVizError(
+            _("k={k} is out of range: the model has {n} classes, so k must be 1–{n}.").format(
+                k=k, n=n
+            )
+        )
     names = class_labels(labels, n, head)
 
     def build() -> Any:
@@ -114,7 +119,9 @@ def class_labels(
     table = list(labels)
     if n is not None and len(table) != n:
         raise CnnVizError(
-            f"labels has {len(table)} names but the model has {n} classes. Pass one name per "
-            "class, in class-index order (or labels=None for 'class <i>')."
+            _(
+                "labels has {n_table} names but the model has {n} classes. Pass one name per "
+                "class, in class-index order (or labels=None for 'class <i>')."
+            ).format(n_table=len(table), n=n)
         )
     return lambda i: str(table[i])

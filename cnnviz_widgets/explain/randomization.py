@@ -16,6 +16,7 @@ import numpy as np
 
 from ..engine.adapter import ModelAdapter, Preprocess, adapter_for
 from ..errors import CnnVizError, ModelError, check_choice, check_positive
+from ..i18n import gettext_ as _
 from ..images import PreparedImage
 from ..progress import Cancel, bar, check
 from . import registry
@@ -49,7 +50,11 @@ def spearman(a: Any, b: Any) -> float:
     """Spearman rank correlation of two maps of one shape (NaN when either is constant)."""
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
-        raise CnnVizError(f"spearman needs two maps of one size; got {a.size} and {b.size} values.")
+        raise CnnVizError(
+            _("spearman needs two maps of one size; got {a_size} and {b_size} values.").format(
+                a_size=a.size, b_size=b.size
+            )
+        )
     ra, rb = _ranks(a), _ranks(b)
     ra -= ra.mean()
     rb -= rb.mean()
@@ -165,7 +170,7 @@ def _model_copy(adapter: ModelAdapter, image: PreparedImage) -> Any:
     twin = adapter_for(copy, preprocess=adapter.preprocess, image_size=adapter.image_size)
     twin.prepare(image.pixels)  # builds a never-built Sequential's layers, as for the original
     pairs = list(zip(_weighted_layers(original), _weighted_layers(copy), strict=False))
-    for (_, source), (_, target) in pairs:
+    for (_path, source), (_other, target) in pairs:
         target.set_weights(source.get_weights())
     return copy
 
@@ -232,14 +237,16 @@ def randomization_check(
         For an unknown method (with close matches), or ``blocks`` not ≥ 1.
     """
     names = {m.name: m for kind in registry.KINDS for m in registry.methods(kind)}
-    chosen = names[check_choice(method, names, "attribution method")]
+    chosen = names[check_choice(method, names, _("attribution method"))]
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
     if not adapter.model.weights:
         raise ModelError(
-            f"Model {adapter.model.name!r} has no weights, so the randomisation check has "
-            "nothing to re-initialise: it tests whether a map depends on what the model "
-            "learned. Run it on a model with trained (or at least initialised) layers."
+            _(
+                "Model {model!r} has no weights, so the randomisation check has nothing to "
+                "re-initialise: it tests whether a map depends on what the model learned. Run it "
+                "on a model with trained (or at least initialised) layers."
+            ).format(model=adapter.model.name)
         )
     head = class_head(adapter, output)
     if blocks is not None:
@@ -263,9 +270,9 @@ def randomization_check(
     rng = np.random.default_rng(seed)
     correlations: list[float] = []
     with bar(len(groups), f"randomising {chosen.label}", progress) as tick:
-        for _, members in groups:
+        for _block, members in groups:
             check(cancel, "the randomisation check")
-            for _, member in members:
+            for _path, member in members:
                 _reinitialise(member, rng)
             correlations.append(spearman(original_map, explain(twin)))
             tick.update(1)

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import CnnVizError, check_choice
+from ..i18n import N_
+from ..i18n import gettext_ as _
 
 __all__ = ["KINDS", "Method", "get", "methods", "register"]
 
 Kind = Literal["cam", "saliency"]
 
 #: The kinds of method, and the words an unknown name is reported with (the function's name).
-KINDS: dict[str, str] = {"cam": "grad_cam method", "saliency": "saliency method"}
+KINDS: dict[str, str] = {"cam": N_("grad_cam method"), "saliency": N_("saliency method")}
 
 # Insertion-ordered: methods() lists them in the order they were registered.
 _METHODS: dict[str, dict[str, Method]] = {kind: {} for kind in KINDS}
@@ -68,7 +70,7 @@ class Method:
 
 
 def _kind(kind: str) -> dict[str, Method]:
-    return _METHODS[check_choice(kind, KINDS, "method kind")]
+    return _METHODS[check_choice(kind, KINDS, _("method kind"))]
 
 
 def register(method: Method) -> Method:
@@ -83,8 +85,9 @@ def register(method: Method) -> Method:
     registered = _kind(method.kind)
     if method.name in registered:
         raise CnnVizError(
-            f"A {method.kind} method named {method.name!r} is already registered "
-            f"({registered[method.name].label}); pick another name."
+            _(
+                "A {kind} method named {name!r} is already registered ({label}); pick another name."
+            ).format(kind=method.kind, name=method.name, label=registered[method.name].label)
         )
     registered[method.name] = method
     return method
@@ -100,7 +103,7 @@ def get(kind: str, name: Any) -> Method:
         ``Unknown grad_cam method 'gradcam+'. Did you mean 'gradcam++' or 'gradcam'? ...``.
     """
     registered = _kind(kind)
-    return registered[check_choice(name, registered, KINDS[kind])]
+    return registered[check_choice(name, registered, _(KINDS[kind]))]
 
 
 def methods(kind: str) -> tuple[Method, ...]:

@@ -28,6 +28,7 @@ import numpy as np
 from ..cache import ActivationCache
 from ..engine.adapter import ModelAdapter, Preprocess
 from ..errors import CnnVizError, check_index, check_number, check_positive
+from ..i18n import gettext_ as _
 from ..images import PreparedImage, image_key, load_image
 from ..progress import Cancel, bar, check
 from . import registry
@@ -73,7 +74,7 @@ def _smoothgrad(
     batch_size = check_positive(batch_size, "batch_size")
     samples = check_positive(samples, "samples")
     noise = check_number(noise, "noise", minimum=0.0)
-    seed = check_index(seed, 2**31, "seed", "SmoothGrad's noise generator", things="seeds")
+    seed = check_index(seed, 2**31, "seed", _("SmoothGrad's noise generator"), things=_("seeds"))
     function = gradient_function(target.adapter, target.head)
     batch = target.batch[:1]
     class_index = resolve_class(function, batch, target.class_index)
@@ -88,7 +89,7 @@ def _smoothgrad(
             values = np.random.default_rng([seed, start]).standard_normal(
                 (count, *batch.shape[1:]), dtype=np.float32
             )
-            grads, _ = function(batch + sigma * values, class_index)
+            grads, _scores = function(batch + sigma * values, class_index)
             total += np.asarray(grads, np.float64).sum(axis=0)
             shown.update(count)
     return (total / samples).astype(np.float32)
@@ -284,12 +285,14 @@ def saliency(
     """
     chosen = registry.get("saliency", method)
     if layer is not None and not chosen.needs_layer:
-        readers = " or ".join(
+        readers = _(" or ").join(
             f"method={m.name!r}" for m in registry.methods("saliency") if m.needs_layer
         )
         raise CnnVizError(
-            f"layer= is only used by {readers} (got method={method!r}); leave it out, or use "
-            "grad_cam(..., layer=...) for a class map of that layer."
+            _(
+                "layer= is only used by {readers} (got method={method!r}); leave it out, or use "
+                "grad_cam(..., layer=...) for a class map of that layer."
+            ).format(readers=readers, method=method)
         )
     adapter = adapter_of(model, preprocess)
     prepared = adapter.prepare(image)
@@ -327,9 +330,11 @@ def _baseline(adapter: ModelAdapter, prepared: PreparedImage, baseline: Any) -> 
     if pixels.shape[:2] != tuple(prepared.size):
         (height, width), (got_h, got_w) = prepared.size, pixels.shape[:2]
         raise CnnVizError(
-            f"baseline must be an image of the same size as the image ({height}×{width} px); "
-            f"got {got_h}×{got_w} px. Pass an image of that size, or baseline=None for an "
-            "all-zero model input (black for models that take raw pixels)."
+            _(
+                "baseline must be an image of the same size as the image ({height}×{width} px); "
+                "got {got_h}×{got_w} px. Pass an image of that size, or baseline=None for an "
+                "all-zero model input (black for models that take raw pixels)."
+            ).format(height=height, width=width, got_h=got_h, got_w=got_w)
         )
     return adapter.model_input(adapter.prepare(pixels))
 
@@ -366,7 +371,9 @@ def normalize_signed(array: Any, *, percentile: float = 99.5) -> np.ndarray:
     """
     values = np.asarray(array, dtype=np.float32)
     if not 0.0 < check_number(percentile, "percentile") <= 100.0:
-        raise CnnVizError(f"percentile must be in (0, 100]; got {percentile!r}.")
+        raise CnnVizError(
+            _("percentile must be in (0, 100]; got {percentile!r}.").format(percentile=percentile)
+        )
     finite = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
     magnitude = np.abs(finite)
     scale = float(np.percentile(magnitude, percentile)) if magnitude.size else 0.0

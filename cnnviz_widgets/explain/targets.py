@@ -104,9 +104,11 @@ def adapter_of(model: Any, preprocess: Preprocess | None) -> ModelAdapter:
     if isinstance(model, ModelAdapter):
         if preprocess is not None and preprocess is not model.preprocess:
             raise CnnVizError(
-                "preprocess= was given together with a ModelAdapter, which has its own "
-                "preprocessing. Pass it when making the adapter: ModelAdapter(model, "
-                "preprocess=...), or pass the Keras model here instead of the adapter."
+                _(
+                    "preprocess= was given together with a ModelAdapter, which has its own "
+                    "preprocessing. Pass it when making the adapter: ModelAdapter(model, "
+                    "preprocess=...), or pass the Keras model here instead of the adapter."
+                )
             )
         return model
     return adapter_for(model, preprocess=preprocess)
@@ -143,7 +145,9 @@ def class_head(adapter: ModelAdapter, output: int | str | None) -> Head:
         output = int(output)
     if not isinstance(output, (int, str, type(None))) or isinstance(output, bool):
         raise CnnVizError(
-            f"output must be an output index (int) or name (str), or None; got {output!r}."
+            _(
+                "output must be an output index (int) or name (str), or None; got {output!r}."
+            ).format(output=output)
         )
     return adapter.traced((KEY, "head", output), build)
 
@@ -167,9 +171,11 @@ def score_head(adapter: ModelAdapter, output: int | str | None, score: Any) -> H
     """
     if not callable(score):
         raise CnnVizError(
-            f"target must be a function of the model output's scores, e.g. "
-            f"target=lambda scores: scores[:, 0]; got {type(score).__name__} {score!r}. "
-            "To explain a class, pass class_index=<number> instead."
+            _(
+                "target must be a function of the model output's scores, e.g. target=lambda "
+                "scores: scores[:, 0]; got {kind} {score!r}. To explain a class, pass "
+                "class_index=<number> instead."
+            ).format(kind=type(score).__name__, score=score)
         )
     if isinstance(output, np.integer):
         output = int(output)
@@ -195,8 +201,10 @@ def explained(
         return head, class_number(class_index, head)
     if class_index is not None:
         raise CnnVizError(
-            f"Pass either class_index= (a class of the class head) or target= (your own "
-            f"function of the output's scores), not both; got class_index={class_index!r}."
+            _(
+                "Pass either class_index= (a class of the class head) or target= (your own "
+                "function of the output's scores), not both; got class_index={class_index!r}."
+            ).format(class_index=class_index)
         )
     return score_head(adapter, output, target), -1
 
@@ -212,9 +220,15 @@ def class_number(class_index: Any, head: Head) -> int:
     """
     if class_index is None:
         return -1
+    return check_class_index(class_index, head.classes)
+
+
+def check_class_index(class_index: Any, classes: int | None) -> int:
+    """``class_index`` as an int in 0 … classes − 1, else the error (with its fix) that the
+    functions and the explorers share."""
     try:
         index = check_int(class_index, "class_index")
-        return check_index(index, head.classes, "class_index", _("the model"), things=_("classes"))
+        return check_index(index, classes, "class_index", _("the model"), things=_("classes"))
     except CnnVizError as error:
         raise CnnVizError(
             _(
@@ -395,13 +409,22 @@ def head_score(scores: Any, class_index: Any, head: Head) -> tuple[Any, Any]:
     try:
         value = tf.convert_to_tensor(head.score(scores))
         if not value.dtype.is_floating:
-            raise TypeError(f"it returned a {value.dtype.name} tensor, not a float one")
+            raise TypeError(
+                _("it returned a {dtype} tensor, not a float one").format(dtype=value.dtype.name)
+            )
     except Exception as exc:  # the user's code: any error is reported as theirs
         raise CnnVizError(
-            f"target(scores) failed on the scores of output {head.name!r}, a float32 tensor of "
-            f"shape {tuple(scores.shape)} (batch first, before a final softmax/sigmoid): "
-            f"{type(exc).__name__}: {exc}. Return a float tensor, one value per image, "
-            "e.g. target=lambda scores: scores[:, 0]."
+            _(
+                "target(scores) failed on the scores of output {name!r}, a float32 tensor of shape "
+                "{scores_shape} (batch first, before a final softmax/sigmoid): {kind}: {exc}. "
+                "Return a float tensor, one value per image, e.g. target=lambda scores: scores[:, "
+                "0]."
+            ).format(
+                name=head.name,
+                scores_shape=tuple(scores.shape),
+                kind=type(exc).__name__,
+                exc=exc,
+            )
         ) from exc
     value = tf.cast(value, tf.float32)
     batch = tf.shape(scores)[0]

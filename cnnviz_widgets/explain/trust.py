@@ -115,11 +115,13 @@ def _unit_heatmap(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
         array = array[:, :, 0]
     if array.ndim != 2 or array.size == 0 or not np.issubdtype(array.dtype, np.number):
         raise ImageError(
-            f"heatmap must be a 2-D map of numbers (H, W), as grad_cam and saliency return; got "
-            f"shape {array.shape} of dtype {array.dtype}."
+            _(
+                "heatmap must be a 2-D map of numbers (H, W), as grad_cam and saliency return; got "
+                "shape {shape} of dtype {dtype}."
+            ).format(shape=array.shape, dtype=array.dtype)
         )
     if not np.isfinite(array).all():
-        raise ImageError("heatmap contains NaN or infinite values; pass a finite map.")
+        raise ImageError(_("heatmap contains NaN or infinite values; pass a finite map."))
     return resize_image(array.astype(np.float32), size)
 
 
@@ -288,8 +290,8 @@ def faithfulness(
     >>> cv.faithfulness(model, cat, heat, 285, metric="insertion")      # doctest: +SKIP
     Faithfulness(insertion=0.6120, random=0.3011)
     """
-    metric = check_choice(metric, METRICS, "faithfulness metric")
-    baseline = check_choice(baseline, BASELINES, "faithfulness baseline")
+    metric = check_choice(metric, METRICS, _("faithfulness metric"))
+    baseline = check_choice(baseline, BASELINES, _("faithfulness baseline"))
     steps = check_positive(steps, "steps")
     batch_size = check_positive(batch_size, "batch_size")
     grid = _random_grid(random_grid, heatmap)
@@ -298,8 +300,10 @@ def faithfulness(
     head = class_head(adapter, output)
     if head.regression:
         raise CnnVizError(
-            f"Output {head.name!r} is a regression value, not a class probability, so deletion "
-            "and insertion scores (areas under a probability curve) are not defined for it."
+            _(
+                "Output {name!r} is a regression value, not a class probability, so deletion and "
+                "insertion scores (areas under a probability curve) are not defined for it."
+            ).format(name=head.name)
         )
     index = class_number(target, head)
     pixels = np.asarray(prepared.pixels, dtype=np.float32)

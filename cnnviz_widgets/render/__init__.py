@@ -1,7 +1,8 @@
 """Pure numpy → pixels and PNG bytes: no TensorFlow, no Keras, no widgets.
 
 - :mod:`.color`: normalisation, colormap lookup tables, display RGB, heat-map overlays.
-- :mod:`.layout`: upscaling, channel and image grids (:class:`GridLayout`), paging, side by side.
+- :mod:`.layout`: upscaling, channel and image grids (:class:`GridLayout`), side by side.
+- :mod:`.paging`: pages of a wide layer's channels.
 - :mod:`.labels`: channel numbers on grid tiles.
 - :mod:`.png`: PNG encoding.
 - :mod:`.kernels`: convolution kernels as pictures, and the hand-made edge filters.
@@ -36,11 +37,10 @@ from .layout import (
     channel_grid,
     channel_sum,
     image_grid,
-    page_channels,
-    page_count,
     side_by_side,
     upscale_nearest,
 )
+from .paging import page_channels, page_count
 from .png import PNG_SIGNATURE, encode_png
 
 __all__ = [

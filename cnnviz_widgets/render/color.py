@@ -37,8 +37,10 @@ def _real_array(values: object, what: str) -> np.ndarray:
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
         raise CnnVizError(
-            f"{what} must hold real numbers, got dtype {array.dtype}. "
-            "Convert it first, e.g. np.asarray(x, dtype=np.float32)."
+            _(
+                "{what} must hold real numbers, got dtype {dtype}. Convert it first, e.g. "
+                "np.asarray(x, dtype=np.float32)."
+            ).format(what=what, dtype=array.dtype)
         )
     return array
 
@@ -51,7 +53,9 @@ def _channel_stack(maps: np.ndarray) -> np.ndarray:
         array = array[:, :, None]
     if array.ndim != 3:
         raise CnnVizError(
-            f"maps must be (H, W, C), got shape {array.shape}. Drop the batch axis, e.g. maps[0]."
+            _(
+                "maps must be (H, W, C), got shape {shape}. Drop the batch axis, e.g. maps[0]."
+            ).format(shape=array.shape)
         )
     return array
 
@@ -91,18 +95,24 @@ def normalize_channels(
     array = _real_array(maps, "maps")
     if array.ndim not in (2, 3):
         raise CnnVizError(
-            f"maps must be (H, W) or (H, W, C), got shape {array.shape}. "
-            "Drop the batch axis first, e.g. maps[0]."
+            _(
+                "maps must be (H, W) or (H, W, C), got shape {shape}. Drop the batch axis first, "
+                "e.g. maps[0]."
+            ).format(shape=array.shape)
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise CnnVizError(f"maps is empty (shape {array.shape}); pass a map with H, W >= 1.")
+        raise CnnVizError(
+            _("maps is empty (shape {shape}); pass a map with H, W >= 1.").format(shape=array.shape)
+        )
     if vmin is not None:
         vmin = check_number(vmin, "vmin")
     if vmax is not None:
         vmax = check_number(vmax, "vmax")
     if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
         raise CnnVizError(
-            f"vmin ({vmin}) must be smaller than vmax ({vmax}). Swap them or widen the range."
+            _(
+                "vmin ({vmin}) must be smaller than vmax ({vmax}). Swap them or widen the range."
+            ).format(vmin=vmin, vmax=vmax)
         )
 
     # float32 halves memory traffic; float64 and wide ints keep float64 so large values do not
@@ -186,8 +196,10 @@ def colormap_names() -> list[str]:
 def _resolve_colormap_name(name: object) -> str:
     if not isinstance(name, str):
         raise CnnVizError(
-            f"cmap must be a colormap name string, got {type(name).__name__}. "
-            "Pass a name such as 'viridis' (see colormap_names())."
+            _(
+                "cmap must be a colormap name string, got {kind}. Pass a name such as 'viridis' "
+                "(see colormap_names())."
+            ).format(kind=type(name).__name__)
         )
     names = _colormap_name_set()
     if name in names:
@@ -323,8 +335,10 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise CnnVizError(
-            f"image must be (H, W), (H, W, 1) or (H, W, 3), got shape {array.shape}. "
-            "Drop any batch axis (image[0]) or alpha channel (image[..., :3])."
+            _(
+                "image must be (H, W), (H, W, 1) or (H, W, 3), got shape {shape}. Drop any batch "
+                "axis (image[0]) or alpha channel (image[..., :3])."
+            ).format(shape=array.shape)
         )
     if array.dtype != np.uint8:
         scaled = np.asarray(array, dtype=np.float32)
@@ -365,12 +379,14 @@ def overlay(
     [128, 128, 128]
     """
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)):
-        raise CnnVizError(f"alpha must be a number in [0, 1], got {alpha!r}.")
+        raise CnnVizError(_("alpha must be a number in [0, 1], got {alpha!r}.").format(alpha=alpha))
     weight = float(alpha)
     if not 0.0 <= weight <= 1.0:  # also rejects NaN
         raise CnnVizError(
-            f"alpha must be in [0, 1], got {alpha!r}. Use 0 for the image only, "
-            "1 for the heat map only, e.g. alpha=0.5."
+            _(
+                "alpha must be in [0, 1], got {alpha!r}. Use 0 for the image only, 1 for the heat "
+                "map only, e.g. alpha=0.5."
+            ).format(alpha=alpha)
         )
     rgb = as_rgb_uint8(image)
     heat_array = _real_array(heat, "heat")
@@ -378,9 +394,14 @@ def overlay(
         heat_array = heat_array[:, :, 0]
     if heat_array.shape != rgb.shape[:2]:
         raise CnnVizError(
-            f"heat map shape {heat_array.shape} does not match image shape "
-            f"{np.asarray(image).shape}: they need the same (H, W). Resize the heat map to "
-            f"{rgb.shape[:2]} before overlaying it."
+            _(
+                "heat map shape {heat_array_shape} does not match image shape {shape}: they need "
+                "the same (H, W). Resize the heat map to {value} before overlaying it."
+            ).format(
+                heat_array_shape=heat_array.shape,
+                shape=np.asarray(image).shape,
+                value=rgb.shape[:2],
+            )
         )
     colour = apply_colormap(heat_array, cmap)
     # float32 is exact for 0–255 integers, so alpha 0 and 1 reproduce their input exactly.

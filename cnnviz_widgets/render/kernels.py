@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CnnVizError, check_choice, check_positive
+from ..i18n import N_
+from ..i18n import gettext_ as _
 from .color import apply_colormap
 
 __all__ = [
@@ -204,8 +206,10 @@ def kernel_grid(
     if layer is not None or not isinstance(kernels, np.ndarray):
         if layer is None:
             raise CnnVizError(
-                "kernel_grid needs kernels (a (kh, kw, in, out) array) or a model and a layer: "
-                "kernel_grid(model, 'conv1')."
+                _(
+                    "kernel_grid needs kernels (a (kh, kw, in, out) array) or a model and a layer: "
+                    "kernel_grid(model, 'conv1')."
+                )
             )
         # Reading weights out of a model is the engine's job (it imports Keras); only this
         # convenience path reaches it, so drawing an array never loads the engine.
@@ -215,30 +219,38 @@ def kernel_grid(
     array = np.asarray(kernels, dtype=np.float32)
     if array.ndim != 4 or 0 in array.shape:
         raise CnnVizError(
-            f"kernels must be a non-empty (kh, kw, in, out) array, got shape {array.shape}. "
-            "Use cnnviz_widgets.engine.weights.kernel_weights(model, layer) to get one."
+            _(
+                "kernels must be a non-empty (kh, kw, in, out) array, got shape {shape}. Use "
+                "cnnviz_widgets.engine.weights.kernel_weights(model, layer) to get one."
+            ).format(shape=array.shape)
         )
-    check_choice(normalize, ("layer", "kernel"), "normalize mode")
+    check_choice(normalize, ("layer", "kernel"), _("normalize mode"))
     if columns is not None:
         columns = check_positive(columns, "columns")
     kh, kw, n_in, n_out = array.shape
     inputs = list(range(min(n_in, 16))) if inputs is None else [int(i) for i in inputs]
     outputs = list(range(min(n_out, 64))) if outputs is None else [int(o) for o in outputs]
-    for what, chosen, count in (("inputs", inputs, n_in), ("outputs", outputs, n_out)):
+    # Whole sentences, one per argument: the English words "input"/"output" are not glued in.
+    checks = (
+        (inputs, n_in, N_("inputs {chosen} out of range: the kernels have {count} input "
+                          "channels (0–{last}).")),
+        (outputs, n_out, N_("outputs {chosen} out of range: the kernels have {count} output "
+                            "channels (0–{last}).")),
+    )  # fmt: skip
+    for chosen, count, message in checks:
         bad = [i for i in chosen if not 0 <= i < count]
         if bad or not chosen:
-            raise CnnVizError(
-                f"{what} {bad or chosen} out of range: the kernels have {count} {what[:-1]} "
-                f"channels (0–{count - 1})."
-            )
+            raise CnnVizError(_(message).format(chosen=bad or chosen, count=count, last=count - 1))
     color = (n_in == 3) if color is None else bool(color)
     if color and n_in != 3:
         raise CnnVizError(
-            f"color=True needs kernels with 3 input channels (RGB), these have {n_in}."
+            _("color=True needs kernels with 3 input channels (RGB), these have {n_in}.").format(
+                n_in=n_in
+            )
         )
     numbers = (not color and max(kh, kw) <= 5) if numbers is None else bool(numbers)
     if numbers and color:
-        raise CnnVizError("numbers are drawn on single-channel tiles only; use color=False.")
+        raise CnnVizError(_("numbers are drawn on single-channel tiles only; use color=False."))
     cell = (36 if numbers else 12) if cell is None else check_positive(cell, "cell")
 
     shown = array[:, :, :, outputs] if color else array[:, :, inputs][:, :, :, outputs]

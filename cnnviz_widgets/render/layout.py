@@ -1,4 +1,4 @@
-"""Layout: upscale maps, lay channels out as a grid of tiles, page through wide layers.
+"""Layout: upscale maps, lay channels out as a grid of tiles (paging: :mod:`.paging`).
 
 Examples
 --------
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CnnVizError, check_int, check_positive
+from ..i18n import gettext_ as _
 from .color import _channel_stack, _to_lut_index, as_rgb_uint8, colormap_lut, normalize_channels
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
     "channel_grid",
     "channel_sum",
     "image_grid",
-    "page_channels",
-    "page_count",
     "side_by_side",
     "upscale_nearest",
 ]
@@ -35,7 +34,7 @@ def _check_non_negative(value: object, what: str) -> int:
     """``value`` as an int ≥ 0 (the shared validators' wording)."""
     number = check_int(value, what)
     if number < 0:
-        raise CnnVizError(f"{what} must be ≥ 0; got {number}.")
+        raise CnnVizError(_("{what} must be ≥ 0; got {number}.").format(what=what, number=number))
     return number
 
 
@@ -43,7 +42,11 @@ def _check_grey(value: object, what: str = "pad_value") -> int:
     """``value`` as a grey level 0–255."""
     number = check_int(value, what)
     if not 0 <= number <= 255:
-        raise CnnVizError(f"{what} must be 0–255, got {number}. Use 255 for white.")
+        raise CnnVizError(
+            _("{what} must be 0–255, got {number}. Use 255 for white.").format(
+                what=what, number=number
+            )
+        )
     return number
 
 
@@ -78,10 +81,14 @@ def upscale_nearest(image: np.ndarray, min_side: int) -> np.ndarray:
     array = np.asarray(image)
     min_side = _check_non_negative(min_side, "min_side")
     if array.ndim not in (2, 3):
-        raise CnnVizError(f"image must be (H, W) or (H, W, C), got shape {array.shape}.")
+        raise CnnVizError(
+            _("image must be (H, W) or (H, W, C), got shape {shape}.").format(shape=array.shape)
+        )
     height, width = array.shape[:2]
     if height == 0 or width == 0:
-        raise CnnVizError(f"image is empty (shape {array.shape}); pass one with H, W >= 1.")
+        raise CnnVizError(
+            _("image is empty (shape {shape}); pass one with H, W >= 1.").format(shape=array.shape)
+        )
     k = _upscale_factor(height, width, min_side)
     if k == 1:
         return array
@@ -176,22 +183,28 @@ def _check_channels(channels: Sequence[int] | None, n_available: int) -> tuple[i
             chosen = list(channels)
         except TypeError:
             raise CnnVizError(
-                f"channels must be a sequence of channel indexes, got {type(channels).__name__}. "
-                "Pass e.g. channels=[0, 1, 2] or range(64)."
+                _(
+                    "channels must be a sequence of channel indexes, got {kind}. Pass e.g. "
+                    "channels=[0, 1, 2] or range(64)."
+                ).format(kind=type(channels).__name__)
             ) from None
     checked = []
     last = n_available - 1
-    valid = f"valid: 0–{last}" if n_available else "it has none"
+    valid = _("valid: 0–{last}").format(last=last) if n_available else _("it has none")
     for channel in chosen:
-        number = check_int(channel, "channel index")
+        number = check_int(channel, _("channel index"))
         if not 0 <= number < n_available:
             raise CnnVizError(
-                f"Channel index {number} is out of range: this layer has {n_available} "
-                f"channels ({valid}). Pick channel indexes from 0 to {last}."
+                _(
+                    "Channel index {number} is out of range: this layer has {n_available} channels "
+                    "({valid}). Pick channel indexes from 0 to {last}."
+                ).format(number=number, n_available=n_available, valid=valid, last=last)
             )
         checked.append(number)
     if not checked:
-        raise CnnVizError("No channels to show: pass at least one channel index, or None for all.")
+        raise CnnVizError(
+            _("No channels to show: pass at least one channel index, or None for all.")
+        )
     return tuple(checked)
 
 
@@ -252,7 +265,9 @@ def channel_grid(
     array = _channel_stack(maps)
     height, width, n_available = array.shape
     if height == 0 or width == 0:
-        raise CnnVizError(f"maps is empty (shape {array.shape}); pass a map with H, W >= 1.")
+        raise CnnVizError(
+            _("maps is empty (shape {shape}); pass a map with H, W >= 1.").format(shape=array.shape)
+        )
     chosen = _check_channels(channels, n_available)
     pad = _check_non_negative(pad, "pad")
     tile_min_side = check_positive(tile_min_side, "tile_min_side")
@@ -311,11 +326,19 @@ def image_grid(
     """
     array = np.asarray(images)
     if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
-        raise CnnVizError(f"images must be (N, H, W, 3) with N, H, W ≥ 1; got shape {array.shape}.")
-    n, height, width, _ = array.shape
+        raise CnnVizError(
+            _("images must be (N, H, W, 3) with N, H, W ≥ 1; got shape {shape}.").format(
+                shape=array.shape
+            )
+        )
+    n, height, width, _channels = array.shape
     chosen = tuple(range(n)) if labels is None else tuple(int(c) for c in labels)
     if len(chosen) != n:
-        raise CnnVizError(f"{len(chosen)} labels for {n} images; give one label per image.")
+        raise CnnVizError(
+            _("{n_chosen} labels for {n} images; give one label per image.").format(
+                n_chosen=len(chosen), n=n
+            )
+        )
     pad = _check_non_negative(pad, "pad")
     pad_value = _check_grey(pad_value)
     columns = check_positive(math.ceil(math.sqrt(n)) if columns is None else columns, "columns")
@@ -388,46 +411,6 @@ def _block_mean(maps: np.ndarray, factor: int) -> np.ndarray:
     return cropped.reshape(height, fy, width, fx, -1).mean(axis=(1, 3))
 
 
-def page_count(n_channels: int, per_page: int) -> int:
-    """Number of pages needed to show ``n_channels`` at ``per_page`` channels per page.
-
-    An empty layer still has one (empty) page, so a pager always has a valid page 0.
-
-    Examples
-    --------
-    >>> page_count(130, 64), page_count(64, 64), page_count(0, 64)
-    (3, 1, 1)
-    """
-    n_channels = _check_non_negative(n_channels, "n_channels")
-    per_page = check_positive(per_page, "per_page")
-    return max(1, -(-n_channels // per_page))
-
-
-def page_channels(n_channels: int, page: int, per_page: int) -> range:
-    """Channel indexes shown on ``page`` (counting from 0).
-
-    Raises
-    ------
-    CnnVizError
-        When ``page`` is outside ``0 .. page_count(n_channels, per_page) - 1``.
-
-    Examples
-    --------
-    >>> page_channels(130, 2, 64)
-    range(128, 130)
-    """
-    pages = page_count(n_channels, per_page)
-    page = check_int(page, "page")
-    if not 0 <= page < pages:
-        noun = "page" if pages == 1 else "pages"
-        raise CnnVizError(
-            f"page {page} is out of range: this layer has {pages} {noun} of {per_page} channels "
-            f"(0–{pages - 1}). Pick a page from 0 to {pages - 1}."
-        )
-    start = page * per_page
-    return range(start, min(start + per_page, n_channels))
-
-
 def channel_sum(maps: np.ndarray) -> np.ndarray:
     """Sum a layer over its channels into one "fused" map.
 
@@ -480,7 +463,7 @@ def side_by_side(images: Sequence[np.ndarray], *, pad: int = 8, pad_value: int =
     """
     pictures = [as_rgb_uint8(picture) for picture in images]
     if not pictures:
-        raise CnnVizError("side_by_side needs at least one image; pass a non-empty list.")
+        raise CnnVizError(_("side_by_side needs at least one image; pass a non-empty list."))
     pad = _check_non_negative(pad, "pad")
     pad_value = _check_grey(pad_value)
     height = max(p.shape[0] for p in pictures)

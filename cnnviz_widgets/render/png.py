@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 
 from ..errors import CnnVizError, check_int
+from ..i18n import gettext_ as _
 
 __all__ = ["PNG_SIGNATURE", "encode_png"]
 
@@ -52,8 +53,10 @@ def encode_png(image: np.ndarray, *, compress_level: int = 1) -> bytes:
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise CnnVizError(
-            f"encode_png needs a uint8 image, got dtype {array.dtype}. Convert it first, e.g. "
-            "with as_rgb_uint8(image) or apply_colormap(normalize_channels(x), cmap)."
+            _(
+                "encode_png needs a uint8 image, got dtype {dtype}. Convert it first, e.g. with "
+                "as_rgb_uint8(image) or apply_colormap(normalize_channels(x), cmap)."
+            ).format(dtype=array.dtype)
         )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
@@ -61,15 +64,25 @@ def encode_png(image: np.ndarray, *, compress_level: int = 1) -> bytes:
     samples = 1 if array.ndim == 2 else (array.shape[2] if array.ndim == 3 else 0)
     if samples not in color_types:
         raise CnnVizError(
-            f"encode_png needs (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, got shape "
-            f"{array.shape}. Drop any batch axis (image[0]) or convert with as_rgb_uint8(image)."
+            _(
+                "encode_png needs (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, got shape {shape}. "
+                "Drop any batch axis (image[0]) or convert with as_rgb_uint8(image)."
+            ).format(shape=array.shape)
         )
     height, width = array.shape[:2]
     if height == 0 or width == 0:
-        raise CnnVizError(f"encode_png got an empty image (shape {array.shape}); need H, W >= 1.")
+        raise CnnVizError(
+            _("encode_png got an empty image (shape {shape}); need H, W >= 1.").format(
+                shape=array.shape
+            )
+        )
     level = check_int(compress_level, "compress_level")
     if not 0 <= level <= 9:
-        raise CnnVizError(f"compress_level must be 0–9, got {level}. Use 1 for speed, 9 for size.")
+        raise CnnVizError(
+            _("compress_level must be 0–9, got {level}. Use 1 for speed, 9 for size.").format(
+                level=level
+            )
+        )
 
     # Each scanline starts with its filter-type byte (0 = None); one 2-D copy adds them all.
     raw = np.empty((height, 1 + width * samples), dtype=np.uint8)

@@ -20,7 +20,7 @@ import traitlets
 from .. import render
 from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
-from ..errors import CnnVizError, ImageConversionWarning, LayerError
+from ..errors import CnnVizError, ImageConversionWarning, LayerError, check_choice
 from ..export import Section
 from ..i18n import gettext_ as _
 from .base import ExplorerBase, click_pixel
@@ -107,7 +107,9 @@ class ActivationExplorer(LayerPicker, PagedChannelState, ColormapState, Explorer
     >>> ex  # doctest: +SKIP
     """
 
-    mode = traitlets.Enum(MODES, default_value="channel", help="'channel', 'grid' or 'sum'.")
+    # Any, checked by _valid_mode: a typo is shown in the widget as the package's own error
+    # (an Enum would raise traitlets' English TraitError before any validator runs).
+    mode = traitlets.Any("channel", help="'channel', 'grid' or 'sum'.")
     _page_size = GRID_PAGE_SIZE
     _css_root = "cnnviz-activation-explorer"
     _css_prefix = "cnnviz"
@@ -266,6 +268,10 @@ class ActivationExplorer(LayerPicker, PagedChannelState, ColormapState, Explorer
         return [style, controls, self.message, self.tabs, self.caption, self.frontend_note]
 
     # ------------------------------------------------------------------ state
+    @traitlets.validate("mode")
+    def _valid_mode(self, proposal: dict) -> str:
+        return self._checked(lambda: check_choice(proposal["value"], MODES, "mode"))
+
     @traitlets.observe("cmap", "mode")
     def _on_look_change(self, change: dict) -> None:
         self._refresh()

@@ -19,8 +19,9 @@ import traitlets
 from .. import render
 from ..cache import ActivationCache
 from ..engine.adapter import Preprocess
-from ..errors import check_index
+from ..errors import check_choice
 from ..explain import CAM_METHODS, default_cam_layer, evidence, grad_cam, predict_top, saliency
+from ..explain.targets import check_class_index
 from ..export import Section
 from ..i18n import N_, gettext_
 from ..images import load_image, resize_image
@@ -48,7 +49,7 @@ METHOD_CHOICES = (
     (N_("Saliency (gradient)"), "vanilla"),
     ("SmoothGrad", "smoothgrad"),
     (N_("Guided backprop"), "guided_backprop"),
-    ("Guided Grad-CAM", "guided_gradcam"),
+    (N_("Guided Grad-CAM"), "guided_gradcam"),
     (N_("Integrated gradients"), "integrated_gradients"),
     (N_("Occlusion"), "occlusion"),
 )
@@ -110,7 +111,9 @@ class CamExplorer(CamTrustMixin, LayerPicker, LayerState, ColormapState, Explore
     """
 
     class_index = traitlets.Int(help="The class explained.")
-    method = traitlets.Enum(METHODS, default_value="gradcam", help="Which map.")
+    # Any, checked by _valid_method: a typo is shown in the widget as the package's own error
+    # (an Enum would raise traitlets' English TraitError before any validator runs).
+    method = traitlets.Any("gradcam", help="Which map: one of METHODS.")
     cmap = traitlets.Unicode("jet", help="Colormap of the heat map.")
     alpha = traitlets.Float(0.5, help="Opacity of the heat map over the photo (0–1).")
     busy = traitlets.Bool(False, help="True while a map is being computed.")
@@ -308,11 +311,15 @@ class CamExplorer(CamTrustMixin, LayerPicker, LayerState, ColormapState, Explore
         self._link_busy()
 
     # ------------------------------------------------------------------ trait rules
+    @traitlets.validate("method")
+    def _valid_method(self, proposal: dict) -> str:
+        return self._checked(lambda: check_choice(proposal["value"], METHODS, "method"))
+
     @traitlets.validate("class_index")
     def _valid_class(self, proposal: dict) -> int:
-        value, count = proposal["value"], self._n_classes
-        owner, things = gettext_("the model"), gettext_("classes")
-        return self._checked(lambda: check_index(value, count, "class_index", owner, things=things))
+        # The words of class_number, which the Python functions use (with the fix hint).
+        value, classes = proposal["value"], self._n_classes
+        return self._checked(lambda: check_class_index(value, classes))
 
     @traitlets.validate("alpha")
     def _valid_alpha(self, proposal: dict) -> float:

@@ -31,6 +31,7 @@ from ..errors import check_index
 from ..explain.drilldown import channel_gradients, image_cell, rank_channels
 from ..explain.trust import faithfulness
 from ..export import Section
+from ..i18n import N_
 from ..i18n import gettext_ as _
 from ..images import resize_image
 from .background import LatestWinsRunner
@@ -40,6 +41,13 @@ from .base import click_pixel
 DRILL_CHANNELS = 8
 #: Channels offered in the drill-down's list (``drilled`` holds them all).
 DRILL_LISTED = 32
+#: The readouts' keys (as in ``readouts``) and the labels an HTML export shows them with.
+READOUT_LABELS = {
+    "deletion": N_("deletion score"),
+    "deletion_random": N_("deletion score (random map)"),
+    "insertion": N_("insertion score"),
+    "insertion_random": N_("insertion score (random map)"),
+}
 #: Height of each channel's picture in the drill-down.
 DRILL_TILE_HEIGHT = 96
 #: Points of each deletion/insertion curve in the readouts (the functions default to 32).
@@ -341,7 +349,9 @@ class CamTrustMixin(traitlets.HasTraits):
         """Readouts and the drill-down, for HTML exports."""
         sections = []
         if self.readouts:
-            sections.append(Section(_("Trust readouts"), table=sorted(self.readouts.items()),
+            rows = [(_(label), f"{self.readouts[key]:.3f}")
+                    for key, label in READOUT_LABELS.items() if key in self.readouts]
+            sections.append(Section(_("Trust readouts"), table=rows,
                                     header=(_("score"), _("value"))))  # fmt: skip
         if self.drilled and self.drill_view.value:
             heading = _("Channels at point {point}").format(point=self.point)

@@ -18,6 +18,7 @@ import traitlets
 
 from .. import render
 from ..ascent import DEFAULT_STEPS, default_steps, filter_ascent
+from ..ascent.settings import check_size, check_steps
 from ..engine.adapter import Preprocess
 from ..errors import CnnVizError
 from ..i18n import gettext_ as _
@@ -211,23 +212,12 @@ class FilterExplorer(LayerPicker, PagedChannelState, ExplorerBase):
 
     @traitlets.validate("steps")
     def _valid_steps(self, proposal: dict) -> int:
-        steps = int(proposal["value"])
-        if steps <= 0:
-            self._refuse(
-                _(
-                    "steps must be at least 1; got {steps}. Try 64 for a quick look, 256 for "
-                    "detail."
-                ).format(steps=steps)
-            )
-        return steps
+        # The words of optimize_image's own check.
+        return self._checked(lambda: check_steps(proposal["value"]))
 
     @traitlets.validate("size")
     def _valid_size(self, proposal: dict) -> int:
-        size = int(proposal["value"])
-        if size < 8:
-            self._refuse(
-                _("size must be at least 8 pixels; got {size}. Try 128.").format(size=size)
-            )
+        size = self._checked(lambda: check_size(proposal["value"]))
         if size not in self.size_dropdown.options:
             self.size_dropdown.options = sorted({*self.size_dropdown.options, size})
         return size

@@ -72,8 +72,10 @@ def _parse(spec: str | Iterable[str]) -> frozenset[str] | None:
     unknown = sorted(names - set(FEATURES))
     if unknown:
         raise ValueError(
-            f"Unknown front-end feature(s) {unknown}: use 'auto', 'full', 'stock' or a "
-            f"comma-separated subset of {', '.join(FEATURES)}."
+            _(
+                "Unknown front-end feature(s) {unknown}: use 'auto', 'full', 'stock' or a "
+                "comma-separated subset of {value}."
+            ).format(unknown=unknown, value=", ".join(FEATURES))
         )
     return names
 
@@ -158,7 +160,11 @@ def frontend_features() -> frozenset[str]:
 def has_feature(name: str) -> bool:
     """True when ``name`` (one of :data:`FEATURES`) can be used in this notebook."""
     if name not in FEATURES:
-        raise ValueError(f"Unknown front-end feature {name!r}; one of {', '.join(FEATURES)}.")
+        raise ValueError(
+            _("Unknown front-end feature {name!r}; one of {value}.").format(
+                name=name, value=", ".join(FEATURES)
+            )
+        )
     return name in frontend_features() and importlib.util.find_spec(name) is not None
 
 

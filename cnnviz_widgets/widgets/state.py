@@ -114,12 +114,10 @@ class PagedChannelState(LayerState):
 
     @traitlets.validate("page")
     def _valid_page(self, proposal: dict) -> int:
-        pages = render.page_count(self._channels, self._page_size)
-        things = _("page of {size} channels") if pages == 1 else _("pages of {size} channels")
-        things = things.format(size=self._page_size)
-        return self._checked(
-            lambda: check_index(proposal["value"], pages, _("page"), _("this layer"), things=things)
-        )
+        # The check (and words) of render.page_channels, which the Python functions use.
+        value = proposal["value"]
+        self._checked(lambda: render.page_channels(self._channels, value, self._page_size))
+        return int(value)
 
     # ------------------------------------------------------------------ observers
     @traitlets.observe("layer")

@@ -48,6 +48,7 @@ import traitlets
 
 from .. import render
 from ..errors import CnnVizError
+from ..i18n import gettext_ as _
 from ..render.color import _to_lut_index
 from ..render.kernels import _GLYPHS
 from ..render.layout import _block_mean
@@ -95,8 +96,10 @@ def wants_view(use_view: bool | None) -> bool:
         return False
     if use_view and not anywidget_installed():
         raise CnnVizError(
-            "use_view=True needs anywidget: pip install 'anywidget>=0.9' "
-            "(or pass use_view=False for the PNG view)."
+            _(
+                "use_view=True needs anywidget: pip install 'anywidget>=0.9' (or pass "
+                "use_view=False for the PNG view)."
+            )
         )
     return bool(use_view)
 
