@@ -16,8 +16,9 @@ repeating edge pixels. A map is averaged only where its view saw the image.
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -62,18 +63,28 @@ def principal_projection(weighted: np.ndarray) -> np.ndarray:
     return projection.reshape(height, width).astype(np.float32)
 
 
-@functools.cache
-def _blas_libraries() -> Any:
-    """The loaded BLAS/OpenMP libraries, found once: finding them stats every shared library
-    of the process (~300 with TensorFlow), 60 ms the first time and ~1 ms after, on every call
-    of ``threadpool_limits``; a kept controller sets the limit in ~20 µs."""
-    from threadpoolctl import ThreadpoolController
+def _find_blas_libraries(found: Future) -> None:
+    try:
+        from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+        found.set_result(ThreadpoolController())
+    except Exception as exc:  # handed to the first Eigen-CAM, which re-raises it
+        found.set_exception(exc)
+
+
+# The loaded BLAS libraries, found once on a background thread started when this module is first
+# imported (by the first class-activation map): finding them stats every shared library of the
+# process (~300 with TensorFlow), 60–90 ms, which the first Eigen-CAM would otherwise wait for
+# (bench/suite_first_answers.py). A kept controller then sets the limit in ~20 µs, where
+# threadpool_limits() searches again on every call.
+_BLAS_LIBRARIES: Future = Future()
+threading.Thread(
+    target=_find_blas_libraries, args=(_BLAS_LIBRARIES,), name="cnnviz-find-blas", daemon=True
+).start()
 
 
 def _one_blas_thread() -> Any:
-    return _blas_libraries().limit(limits=1, user_api="blas")
+    return _BLAS_LIBRARIES.result().limit(limits=1, user_api="blas")
 
 
 def augmentations() -> list[tuple[bool, float]]:
