@@ -76,6 +76,14 @@ def tables(result: dict[str, Any]) -> str:
         f"{drill['median']:.1f} ms median, {drill['p95']:.1f} ms p95 over {drill['n']} points "
         f"(target p95 ≤ 50 ms: {'PASS' if drill['passed'] else 'FAIL'})"
         + (f"; the bare numpy ranking is {floor:.2f} ms." if floor is not None else "."),
+    ]
+    paced = next((f for f in result["figures"] if f["name"].startswith("drill-down at")), None)
+    if paced is not None:
+        lines.append(
+            f"At a person's pace ({paced['name'].split(': ', 1)[1]}): {paced['median']:.1f} ms "
+            f"median, {paced['p95']:.1f} ms p95 over {paced['n']} points."
+        )
+    lines += [
         "",
         f"Measured {result['date']} on {env['cpu_count']} CPUs (load "
         f"{env['load_average_start'][0]:.1f} at the start), TensorFlow {env['tensorflow']}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -111,6 +112,22 @@ def test_drilled_channels_show_their_filter_ascent_images(cam, tiny_functional):
     cam.drill_ascent = False
     cam.point = (8, 8)
     assert cam.drill_images is None and cam._drill_layout.tile_width < layout.tile_width
+
+
+def test_drill_ascent_waits_until_points_stop_moving(cam, monkeypatch):
+    # While points are being picked, the ascent images wait (the maps are drawn at once); they
+    # are computed once no point has come for DRILL_QUIET seconds.
+    from cnnviz_widgets.widgets import cam_trust
+
+    monkeypatch.setattr(cam_trust, "DRILL_QUIET", 1.0)
+    cam.point = (3, 12)
+    time.sleep(0.5)
+    cam.point = (8, 8)  # within the quiet time: the wait starts again
+    moved = time.monotonic()
+    assert cam.drilled and cam.drill_box.layout.display == ""  # the maps did not wait
+    assert cam.wait(60)
+    assert time.monotonic() - moved >= 1.0
+    assert cam.drill_images is not None and cam.drill_note.value == ""
 
 
 def test_clicks_pick_a_point_and_a_channel(cam):

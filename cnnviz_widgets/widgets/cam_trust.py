@@ -19,6 +19,7 @@ the map is shown is numpy work on one row of channels.
 from __future__ import annotations
 
 import html
+import time
 from typing import Any
 
 import ipywidgets as widgets
@@ -50,6 +51,11 @@ READOUT_LABELS = {
 }
 #: Height of each channel's picture in the drill-down.
 DRILL_TILE_HEIGHT = 96
+#: Seconds without a new point before the drill-down's ascent images go on: while someone picks
+#: points, each point's ranking and maps are drawn on free cores (the ascent pauses between
+#: steps, of DRILL_ASCENT_BATCH images each, so it yields within one short step).
+DRILL_QUIET = 0.3
+DRILL_ASCENT_BATCH = 2
 #: Points of each deletion/insertion curve in the readouts (the functions default to 32).
 READOUT_STEPS = 16
 #: Images per forward pass of the readouts (the function defaults to 16). Sixteen photos at
@@ -72,6 +78,7 @@ class CamTrustMixin(traitlets.HasTraits):
         True, help="Show each drilled channel's filter-ascent image beside its map."
     )
     _ascent_runner: LatestWinsRunner | None = None
+    _drill_moved_at = 0.0  # time.monotonic() of the latest drill-down
 
     # ------------------------------------------------------------------ controls
     def _trust_children(self) -> list[widgets.Widget]:
@@ -240,6 +247,7 @@ class CamTrustMixin(traitlets.HasTraits):
             self.drill_box.layout.display = "none"
             self.drilled = []
             return
+        self._drill_moved_at = time.monotonic()
         features, grads = self._gradients(self.class_index, self.layer)
         cell = image_cell(self.point, self._image.size, features.shape[:2])
         ranked = rank_channels(features, grads, cell)
@@ -296,8 +304,16 @@ class CamTrustMixin(traitlets.HasTraits):
         )
 
         def work(job: Any) -> np.ndarray:
+            def paused_or_cancelled() -> bool:
+                # Checked before each ascent step: wait while points are still being picked.
+                while not job.cancelled and time.monotonic() - self._drill_moved_at < DRILL_QUIET:
+                    time.sleep(DRILL_QUIET / 10)
+                return job.cancelled
+
+            # batch_size changes how the work is split, not the images (nor the cache key).
             images = filter_ascent(self._adapter, layer, best, progress=False,
-                                   cancel=lambda: job.cancelled)  # fmt: skip
+                                   batch_size=DRILL_ASCENT_BATCH,
+                                   cancel=paused_or_cancelled)  # fmt: skip
             return np.stack([render.as_rgb_uint8(image) for image in images])
 
         def done(images: np.ndarray) -> None:
