@@ -21,7 +21,7 @@ import ipywidgets as widgets
 import traitlets
 
 from ..i18n import gettext_ as _
-from .lesson import explain_layer, layer_options, lesson_layers
+from .lesson import explain_layer, layer_options, listed_layers
 
 __all__ = ["LayerPicker"]
 
@@ -32,10 +32,9 @@ class LayerPicker(traitlets.HasTraits):
     _layer_link: Any = None
 
     def _build_layer_picker(self, width: str = "360px") -> None:
-        paths = list(self._adapter.layer_paths)
-        self._lesson = lesson_layers(self._adapter) if self._adapter.built else []
-        short = bool(self._lesson) and len(self._lesson) < len(paths)
-        self._listed = self._lesson if short else paths
+        self._short_list = listed_layers(self._adapter)
+        self._listed = self._short_list
+        short = len(self._short_list) < len(self._adapter.layer_paths)
         self.layer_dropdown = widgets.Dropdown(
             options=layer_options(self._listed), description=_("Layer"),
             layout=widgets.Layout(width=width),
@@ -64,7 +63,7 @@ class LayerPicker(traitlets.HasTraits):
         self.layer_dropdown.tooltip = text or None
 
     def _on_all_layers(self, change: dict) -> None:
-        self._relist(list(self._adapter.layer_paths) if change["new"] else self._lesson)
+        self._relist(list(self._adapter.layer_paths) if change["new"] else self._short_list)
 
     def _relist(self, paths: list[str]) -> None:
         if self.layer and self.layer not in paths:

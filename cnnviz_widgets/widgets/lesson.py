@@ -99,6 +99,13 @@ def lesson_layers(adapter: Any) -> list[str]:
     return keep if len(keep) >= 2 else paths
 
 
+def listed_layers(adapter: Any) -> list[str]:
+    """The layers an explorer's dropdown lists at first: the lesson's when they are fewer."""
+    paths = list(adapter.layer_paths)
+    lesson = lesson_layers(adapter) if getattr(adapter, "built", True) else []
+    return lesson if lesson and len(lesson) < len(paths) else paths
+
+
 def layer_options(paths: list[str]) -> list[Any]:
     """Dropdown options: ``(label, path)`` pairs when the names show blocks, else the paths."""
     if not any(layer_group(p) for p in paths):
@@ -203,9 +210,7 @@ def filters_layer(adapter: Any) -> str:
     gives, and its response to the grey start is a baseline the ascent's gain is measured from
     (``bench/suite_teaching.py``). Networks without activation layers use the whole list.
     """
-    paths = list(adapter.layer_paths)
-    lesson = lesson_layers(adapter) if getattr(adapter, "built", True) else []
-    listed = lesson if lesson and len(lesson) < len(paths) else paths
+    listed = listed_layers(adapter)
     if getattr(adapter, "built", True):
         activated = [
             path for path in listed
